@@ -1,0 +1,92 @@
+"""Length-sorted, token-budget batches, and padding that keeps results batch-invariant.
+
+Texts of similar length go together so little compute is spent on padding; a batch is cut
+when it reaches ``batch_size`` items or when its padded size (items x longest) would pass
+``max_batch_tokens``. A text longer than the budget gets a batch of its own, so one 8k-token
+text never shares a batch with other long ones. Callers scatter results back by index, so the
+output is in input order.
+
+Example:
+    >>> plan_batches([5, 1, 9, 2], batch_size=2, max_batch_tokens=100)
+    [[2, 0], [3, 1]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from qwen3_rag._inputs import check_positive_int
+
+__all__ = ["left_pad", "plan_batches"]
+
+
+def plan_batches(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None
+) -> list[list[int]]:
+    """Group item indices into batches, longest first.
+
+    Args:
+        lengths: Token count of each item.
+        batch_size: Most items in one batch (>= 1).
+        max_batch_tokens: Most padded tokens (items x longest item) in one batch, or ``None``
+            for no budget. An item longer than the budget forms a batch alone.
+
+    Returns:
+        Lists of indices into ``lengths``; every index appears exactly once. Items within a
+        batch are in descending length order.
+
+    Raises:
+        ValueError: If ``batch_size`` or ``max_batch_tokens`` is not a positive integer.
+    """
+    check_positive_int(batch_size, "batch_size")
+    if max_batch_tokens is not None:
+        check_positive_int(max_batch_tokens, "max_batch_tokens")
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        n = lengths[i]
+        if current:
+            width = max(longest, n)
+            over_budget = (
+                max_batch_tokens is not None and width * (len(current) + 1) > max_batch_tokens
+            )
+            if len(current) >= batch_size or over_budget:
+                batches.append(current)
+                current, longest = [], 0
+        current.append(i)
+        longest = max(longest, n)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def left_pad(
+    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-pad token id lists into tensors, with position ids that ignore the padding.
+
+    Position ids count real tokens only (0 at each sequence's first real token), so a
+    sequence gets the same rotary positions whether it is padded or not; together with the
+    attention mask this makes every result independent of which batch it landed in.
+
+    Args:
+        sequences: Token ids of each item (each non-empty).
+        pad_id: Id to pad with.
+        device: Where to put the tensors.
+
+    Returns:
+        ``(input_ids, attention_mask, position_ids)``, each ``(batch, longest)`` int64.
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if seq:
+            ids[row, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            mask[row, width - len(seq) :] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), positions.to(device)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.models import (
+    FIXTURES_MISSING,
+    QWEN3_EMBEDDING_TOKENIZER,
+    QWEN3_TOKENIZER,
+    build_model,
+    train_tiny_tokenizer,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small BPE tokenizer with the Qwen special tokens, that does not append EOS."""
+    return train_tiny_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="session")
+def tiny_embedding_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_dir: Path) -> Path:
+    """A tiny random Qwen3-Embedding model folder (bf16 safetensors, tiny tokenizer)."""
+    return build_model(tmp_path_factory.mktemp("emb"), tiny_tokenizer_dir, kind="embedding")
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer_dir: Path) -> Path:
+    """A tiny random Qwen3-Reranker model folder (bf16 safetensors, tiny tokenizer)."""
+    return build_model(tmp_path_factory.mktemp("rr"), tiny_tokenizer_dir, kind="reranker", seed=1)
+
+
+def _require_fixtures() -> None:
+    if not QWEN3_TOKENIZER.is_dir() or not QWEN3_EMBEDDING_TOKENIZER.is_dir():
+        pytest.skip(FIXTURES_MISSING)
+
+
+@pytest.fixture(scope="session")
+def real_embedding_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random Qwen3-Embedding weights beside the real Qwen3-Embedding tokenizer."""
+    _require_fixtures()
+    return build_model(
+        tmp_path_factory.mktemp("real_emb"), QWEN3_EMBEDDING_TOKENIZER, kind="embedding"
+    )
+
+
+@pytest.fixture(scope="session")
+def real_reranker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random Qwen3-Reranker weights beside the real Qwen3 tokenizer."""
+    _require_fixtures()
+    return build_model(tmp_path_factory.mktemp("real_rr"), QWEN3_TOKENIZER, kind="reranker", seed=1)
