@@ -29,7 +29,7 @@ QUERIES = [
     "Explain gravity",
     "",
     "   ",
-    "北京是哪个国家的首都？",
+    "北京是哪个国家的首都？",  # noqa: RUF001
     "how do I reverse a list in python " * 12,
 ]
 DOCUMENTS = [
