@@ -1,0 +1,220 @@
+"""A chromadb embedding function over :class:`qwen3_rag.Embedder`.
+
+Importing this module registers :class:`Qwen3EmbeddingFunction` with chromadb under the name
+``"qwen3_rag"``. A collection created with it stores the function's configuration (model,
+instruction, dimensions), so after ``import qwen3_rag.chroma`` the collection reopens in any
+process with no ``embedding_function`` argument, and ``query_texts`` get the query
+instruction while documents are embedded raw, as the Qwen3 recipe asks.
+
+Example:
+    >>> import chromadb
+    >>> from qwen3_rag.chroma import Qwen3EmbeddingFunction
+    >>> ef = Qwen3EmbeddingFunction("Qwen/Qwen3-Embedding-0.6B")  # loads nothing yet
+    >>> ef.get_config()["instruction"]
+    'web_search'
+    >>> client = chromadb.PersistentClient("./qwen3_db")  # doctest: +SKIP
+    >>> docs = client.get_or_create_collection("docs", embedding_function=ef)  # doctest: +SKIP
+    >>> docs.add(ids=["1"], documents=["The capital of China is Beijing."])  # doctest: +SKIP
+    >>> docs.query(query_texts=["capital of China?"], n_results=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL, Embedder
+from qwen3_rag.instructions import DEFAULT_PRESET, PRESETS, InstructionLike, Preset
+from qwen3_rag.loading import DeviceLike, DTypeLike, ModelSource
+
+__all__ = ["EMBEDDING_FUNCTION_NAME", "Qwen3EmbeddingFunction"]
+
+#: The name the function is registered and persisted under in chromadb.
+EMBEDDING_FUNCTION_NAME = "qwen3_rag"
+
+_CONFIG_KEYS = {"model", "instruction", "instruction_symmetric", "dimensions", "revision"}
+
+
+def _persisted_model(model: str) -> str:
+    """A local folder as an absolute path (valid from any working directory), else the hub id."""
+    source = ModelSource(model)
+    return os.path.abspath(source.location) if source.is_local else model
+
+
+def _instruction_config(preset: Preset | None) -> tuple[str | None, bool]:
+    """The persisted form of an instruction: a preset name when it is one, else its text."""
+    if preset is None:
+        return None, False
+    if PRESETS.get(preset.name) == preset:
+        return preset.name, preset.symmetric
+    return preset.instruction, preset.symmetric
+
+
+@register_embedding_function
+class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
+    """Qwen3-Embedding as a chromadb embedding function, registered as ``"qwen3_rag"``.
+
+    Documents (``add``/``upsert``) go through :meth:`Embedder.embed_documents`; query texts go
+    through :meth:`embed_query`, i.e. :meth:`Embedder.embed_queries` with the instruction.
+    Vectors are L2-normalised, so the default space is cosine.
+
+    Args:
+        model: Hugging Face hub id or local folder of a Qwen3-Embedding model. A local folder
+            is persisted as an absolute path.
+        instruction: Query instruction: preset name, instruction text, a
+            :class:`~qwen3_rag.instructions.Preset`, or ``None`` (see :class:`Embedder`).
+        dimensions: Matryoshka output size, or ``None`` for the model's full size.
+        device: Device for the model (not persisted: chosen afresh on each machine).
+        dtype: Compute dtype (not persisted).
+        revision: Hub revision, persisted with the model.
+        **embedder_kwargs: Other :class:`Embedder` arguments (``batch_size``, ``max_length``,
+            ``cache_dir``, ``local_files_only`` ...), not persisted.
+
+    Example:
+        >>> from qwen3_rag.chroma import Qwen3EmbeddingFunction
+        >>> ef = Qwen3EmbeddingFunction("Qwen/Qwen3-Embedding-0.6B", dimensions=256)
+        >>> Qwen3EmbeddingFunction.build_from_config(ef.get_config()).get_config()["dimensions"]
+        256
+        >>> ef.default_space()
+        'cosine'
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_EMBEDDING_MODEL,
+        *,
+        instruction: InstructionLike = DEFAULT_PRESET,
+        dimensions: int | None = None,
+        device: DeviceLike = None,
+        dtype: DTypeLike = None,
+        revision: str | None = None,
+        **embedder_kwargs: Any,
+    ) -> None:
+        self.embedder = Embedder(
+            model,
+            instruction=instruction,
+            dimensions=dimensions,
+            device=device,
+            dtype=dtype,
+            revision=revision,
+            **embedder_kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return f"Qwen3EmbeddingFunction({self.embedder!r})"
+
+    def __call__(self, input: Documents) -> Embeddings:
+        """Embed documents (raw text, or with the instruction for symmetric presets).
+
+        Args:
+            input: The documents.
+
+        Returns:
+            One float32 vector per document.
+        """
+        return list(self.embedder.embed_documents(input))
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        """Embed query texts with the query instruction (chromadb calls this for query_texts).
+
+        Args:
+            input: The queries.
+
+        Returns:
+            One float32 vector per query.
+        """
+        return list(self.embedder.embed_queries(input))
+
+    @staticmethod
+    def name() -> str:
+        """The name this function is registered and persisted under."""
+        return EMBEDDING_FUNCTION_NAME
+
+    def default_space(self) -> Space:
+        """Cosine: the vectors are L2-normalised, so cosine ranks exactly like the dot product."""
+        return "cosine"
+
+    def supported_spaces(self) -> list[Space]:
+        """All three spaces rank normalised vectors identically; cosine is the default."""
+        return ["cosine", "ip", "l2"]
+
+    def get_config(self) -> dict[str, Any]:
+        """The persisted configuration: model, revision, instruction and dimensions.
+
+        Returns:
+            A JSON-serialisable dict that :meth:`build_from_config` turns back into an equal
+            function.
+        """
+        instruction, symmetric = _instruction_config(self.embedder.preset)
+        return {
+            "model": _persisted_model(self.embedder.model),
+            "revision": self.embedder.source.revision,
+            "instruction": instruction,
+            "instruction_symmetric": symmetric,
+            "dimensions": self.embedder.dimensions,
+        }
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> Qwen3EmbeddingFunction:
+        """Rebuild the function from :meth:`get_config`'s output (chromadb calls this).
+
+        Args:
+            config: The persisted configuration.
+
+        Returns:
+            A new function with the same model, revision, instruction and dimensions, on
+            this machine's default device and dtype.
+
+        Raises:
+            ValueError: If the configuration is malformed.
+        """
+        Qwen3EmbeddingFunction.validate_config(config)
+        text = config.get("instruction")
+        instruction: InstructionLike = text
+        if isinstance(text, str) and text not in PRESETS and config.get("instruction_symmetric"):
+            instruction = Preset("custom", text, symmetric=True)
+        return Qwen3EmbeddingFunction(
+            config["model"],
+            instruction=instruction,
+            dimensions=config.get("dimensions"),
+            revision=config.get("revision"),
+        )
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        """Check a persisted configuration's shape.
+
+        Raises:
+            ValueError: If ``model`` is missing or a value has the wrong type.
+        """
+        unknown = set(config) - _CONFIG_KEYS
+        if unknown:
+            raise ValueError(f"unknown qwen3_rag embedding config keys: {sorted(unknown)}")
+        if not isinstance(config.get("model"), str) or not config["model"]:
+            raise ValueError("qwen3_rag embedding config needs a 'model' string")
+        dims = config.get("dimensions")
+        if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int)):
+            raise ValueError(f"qwen3_rag embedding config: dimensions={dims!r} is not an int")
+        for key in ("instruction", "revision"):
+            value = config.get(key)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"qwen3_rag embedding config: {key}={value!r} is not a string")
+
+    def validate_config_update(
+        self, old_config: dict[str, Any], new_config: dict[str, Any]
+    ) -> None:
+        """Refuse changes that would make stored vectors incomparable with new ones.
+
+        Raises:
+            ValueError: If the update changes the model, revision or dimensions.
+        """
+        for key in ("model", "revision", "dimensions"):
+            if key in new_config and new_config[key] != old_config.get(key):
+                raise ValueError(
+                    f"cannot change {key} of a qwen3_rag embedding function from "
+                    f"{old_config.get(key)!r} to {new_config[key]!r}: the stored vectors would "
+                    f"no longer match; create a new collection instead"
+                )
