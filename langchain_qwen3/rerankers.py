@@ -1,0 +1,301 @@
+"""LangChain document compressor and cross-encoder over :class:`qwen3_rag.Reranker`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.cross_encoders import BaseCrossEncoder
+from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.runnables.config import run_in_executor
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from qwen3_rag import DEFAULT_RERANKER_MODEL, Preset, Reranker
+from qwen3_rag._inputs import check_positive_int
+from qwen3_rag.instructions import DEFAULT_PRESET
+from qwen3_rag.loading import DeviceLike, DTypeLike
+
+__all__ = ["Qwen3CrossEncoder", "Qwen3Reranker"]
+
+
+class _RerankerSettings(BaseModel):
+    """Loading settings shared by :class:`Qwen3Reranker` and :class:`Qwen3CrossEncoder`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        protected_namespaces=(),
+        arbitrary_types_allowed=True,
+    )
+
+    model: str = Field(
+        default=DEFAULT_RERANKER_MODEL,
+        alias="model_name",
+        description="Hugging Face hub id or local folder of a Qwen3-Reranker model.",
+    )
+    instruction: str | Preset | None = Field(
+        default=DEFAULT_PRESET,
+        description=(
+            "Task instruction: a preset name from qwen3_rag.PRESETS, one-sentence instruction "
+            "text or a Preset; None uses the default (web search)."
+        ),
+    )
+    device: DeviceLike = Field(
+        default=None,
+        description="'cpu', 'cuda', 'cuda:N' or 'mps'; None picks CUDA, else MPS, else CPU.",
+    )
+    dtype: DTypeLike = Field(
+        default=None,
+        description=(
+            "'float32', 'bfloat16', 'float16' (or a torch dtype); None uses float32 on "
+            "CPU/MPS and bfloat16 on CUDA."
+        ),
+    )
+    max_length: int = Field(
+        default=8192,
+        description=(
+            "Most tokens per query-document pair, template included; longer pairs are cut "
+            "inside the query and document, with a logged warning."
+        ),
+    )
+    batch_size: int = Field(default=16, description="Most pairs per forward pass.")
+    max_batch_tokens: int | None = Field(
+        default=16384,
+        description="Most padded tokens per forward pass (bounds memory); None for no bound.",
+    )
+    show_progress: bool = Field(default=False, description="Show a progress bar over pairs.")
+    revision: str | None = Field(
+        default=None, description="Hub revision (branch, tag or commit) to load."
+    )
+    cache_dir: str | None = Field(default=None, description="Hugging Face hub cache folder.")
+    local_files_only: bool = Field(
+        default=False, description="Never use the network: local folder or cache only."
+    )
+
+    _reranker: Reranker = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _build_reranker(self) -> _RerankerSettings:
+        self._reranker = Reranker(
+            self.model,
+            instruction=self.instruction,
+            device=self.device,
+            dtype=self.dtype,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            revision=self.revision,
+            cache_dir=self.cache_dir,
+            local_files_only=self.local_files_only,
+            show_progress=self.show_progress,
+        )
+        return self
+
+    @property
+    def reranker(self) -> Reranker:
+        """The :class:`qwen3_rag.Reranker` doing the work (shared model, lazy loading)."""
+        return self._reranker
+
+
+class Qwen3Reranker(_RerankerSettings, BaseDocumentCompressor):
+    """Rerank retrieved documents with a local Qwen3-Reranker (0.6B / 4B / 8B).
+
+    Each document is scored against the query as P("yes") by
+    :class:`qwen3_rag.Reranker` (the published prompt template, exactly); the best ``top_n``
+    come back best first, as new ``Document`` objects whose ``metadata["relevance_score"]``
+    holds the score. Inputs are never modified, and documents with empty ``page_content``
+    are scored like any other. Constructing it loads nothing.
+
+    Setup:
+        Install the ``langchain`` extra of ``qwen3-rag``:
+
+        .. code-block:: bash
+
+            pip install "qwen3-rag[langchain]"
+
+    Key init args:
+        model: str
+            Hub id or local folder (alias ``model_name``). Default
+            ``"Qwen/Qwen3-Reranker-0.6B"``.
+        top_n: int | None
+            Documents to keep (default 3); ``None`` keeps all, reordered.
+        instruction: str | Preset | None
+            Preset name or one-sentence instruction text. Default ``"web_search"``.
+        device, dtype, max_length, batch_size:
+            As for :class:`qwen3_rag.Reranker`.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_qwen3 import Qwen3Reranker
+
+            reranker = Qwen3Reranker(model="/models/Qwen3-Reranker-0.6B", top_n=3)
+
+    Rerank:
+        .. code-block:: python
+
+            from langchain_core.documents import Document
+
+            docs = [Document(page_content="Gravity attracts masses."),
+                    Document(page_content="Beijing is the capital of China.")]
+            best = reranker.compress_documents(docs, "What is the capital of China?")
+            best[0].metadata["relevance_score"]
+
+        Inside ``langchain_classic``'s ``ContextualCompressionRetriever``:
+
+        .. code-block:: python
+
+            from langchain_classic.retrievers import ContextualCompressionRetriever
+
+            retriever = ContextualCompressionRetriever(
+                base_compressor=reranker,
+                base_retriever=vectorstore.as_retriever(search_kwargs={"k": 30}),
+            )
+            retriever.invoke("What is the capital of China?")
+
+    Async:
+        .. code-block:: python
+
+            best = await reranker.acompress_documents(docs, "What is the capital of China?")
+
+    Example:
+        >>> from langchain_qwen3 import Qwen3Reranker
+        >>> reranker = Qwen3Reranker(model="Qwen/Qwen3-Reranker-0.6B", top_n=2)
+        >>> reranker.top_n
+        2
+    """
+
+    top_n: int | None = Field(
+        default=3, description="Documents to return, best first; None returns all of them."
+    )
+
+    @field_validator("top_n")
+    @classmethod
+    def _check_top_n(cls, value: int | None) -> int | None:
+        if value is not None:
+            check_positive_int(value, "top_n")
+        return value
+
+    def rerank(
+        self, documents: Sequence[Document], query: str, *, top_n: int | None
+    ) -> list[Document]:
+        """Score ``documents`` against ``query`` and return the best ``top_n``, best first.
+
+        Args:
+            documents: Candidate documents (not modified).
+            query: The query.
+            top_n: Documents to return; ``None`` returns all of them.
+
+        Returns:
+            Copies of the best documents with ``metadata["relevance_score"]`` set; ties keep
+            input order.
+
+        Raises:
+            TypeError: If an item of ``documents`` is not a ``Document`` (names the index) or
+                ``query`` is not a string.
+            ValueError: If ``top_n`` is not ``None`` or a positive integer.
+
+        Example:
+            >>> from langchain_core.documents import Document
+            >>> rr = Qwen3Reranker(model="Qwen/Qwen3-Reranker-0.6B")
+            >>> docs = [Document(page_content="Beijing.")]
+            >>> rr.rerank(docs, "capital?", top_n=1)  # doctest: +SKIP
+            [Document(metadata={'relevance_score': 0.9...}, page_content='Beijing.')]
+        """
+        if isinstance(documents, (str, Document)) or not isinstance(documents, Sequence):
+            raise TypeError("documents must be a list of Document objects")
+        for i, doc in enumerate(documents):
+            if not isinstance(doc, Document):
+                raise TypeError(f"documents[{i}] must be a Document, not {type(doc).__name__}")
+        ranked = self._reranker.rank(query, [doc.page_content for doc in documents], top_n=top_n)
+        return [
+            documents[i].model_copy(
+                update={"metadata": {**documents[i].metadata, "relevance_score": score}}
+            )
+            for i, score in ranked
+        ]
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Return the best ``top_n`` documents for ``query``, best first, with scores.
+
+        Args:
+            documents: The retrieved documents (not modified).
+            query: The query.
+            callbacks: Accepted for the interface; reranking emits no callback events.
+
+        Returns:
+            New documents with ``metadata["relevance_score"]`` (P("yes"), in [0, 1]).
+        """
+        return self.rerank(documents, query, top_n=self.top_n)
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Async :meth:`compress_documents`: runs in a worker thread, off the event loop."""
+        return await run_in_executor(None, self.rerank, documents, query, top_n=self.top_n)
+
+
+class Qwen3CrossEncoder(_RerankerSettings, BaseCrossEncoder):
+    """A LangChain ``BaseCrossEncoder`` scoring pairs with a local Qwen3-Reranker.
+
+    For code built on the classic ``CrossEncoderReranker``; new code can use
+    :class:`Qwen3Reranker` directly. ``score`` returns P("yes") for each pair, in order.
+
+    Setup:
+        .. code-block:: bash
+
+            pip install "qwen3-rag[langchain]"
+
+    Key init args:
+        model: str
+            Hub id or local folder (alias ``model_name``). Default
+            ``"Qwen/Qwen3-Reranker-0.6B"``.
+        instruction, device, dtype, max_length, batch_size:
+            As for :class:`Qwen3Reranker`.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
+            from langchain_qwen3 import Qwen3CrossEncoder
+
+            encoder = Qwen3CrossEncoder(model="/models/Qwen3-Reranker-0.6B")
+            compressor = CrossEncoderReranker(model=encoder, top_n=3)
+
+    Rerank:
+        .. code-block:: python
+
+            encoder.score([("capital of China?", "Beijing is the capital of China."),
+                           ("capital of China?", "Gravity attracts masses.")])
+
+    Async:
+        ``CrossEncoderReranker`` scores in a worker thread through its ``acompress_documents``.
+
+    Example:
+        >>> from langchain_qwen3 import Qwen3CrossEncoder
+        >>> encoder = Qwen3CrossEncoder(model="Qwen/Qwen3-Reranker-0.6B")
+        >>> encoder.score([("capital?", "Beijing is the capital.")])  # doctest: +SKIP
+        [0.99...]
+    """
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        """Relevance P("yes") of each ``(query, document)`` pair, in input order.
+
+        Args:
+            text_pairs: ``(query, document)`` pairs; queries may differ.
+
+        Returns:
+            One score in [0, 1] per pair.
+
+        Raises:
+            TypeError: If ``text_pairs`` is not a list of two-string pairs (names the index).
+        """
+        return self._reranker.score_pairs(text_pairs)
