@@ -1,0 +1,204 @@
+"""Qwen3-Reranker as a LlamaIndex node postprocessor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_validator
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+
+from qwen3_rag import DEFAULT_RERANKER_MODEL, Reranker
+from qwen3_rag._inputs import check_positive_int
+
+__all__ = ["Qwen3Rerank"]
+
+dispatcher = get_dispatcher(__name__)
+
+
+class Qwen3Rerank(BaseNodePostprocessor):
+    """Local Qwen3-Reranker for LlamaIndex: rescore retrieved nodes, keep the best ``top_n``.
+
+    Each node's text (``get_content(metadata_mode=MetadataMode.EMBED)``, as LlamaIndex's
+    built-in rerankers use) is scored against the query by :class:`qwen3_rag.Reranker`; the
+    result is new :class:`NodeWithScore` objects, best first, whose score is the reranker's
+    P(yes) in [0, 1]. Nodes with empty text are scored like any other. Like the built-in
+    rerankers it emits the instrumentation events ``ReRankStartEvent`` / ``ReRankEndEvent`` and
+    the callback manager's ``CBEventType.RERANKING`` event. Constructing it loads nothing; the
+    async path runs the model in a worker thread, off the event loop.
+
+    Install with ``pip install "qwen3-rag[llamaindex]"``.
+
+    Args:
+        model: Hugging Face hub id or local folder of a Qwen3-Reranker model.
+        **kwargs: Any other field of this class (``top_n``, ``instruction``,
+            ``keep_retrieval_score``, ``device``, ``dtype``, ``max_length``, ``batch_size``,
+            ``max_batch_tokens``, ``revision``, ``cache_dir``, ``local_files_only``).
+
+    Raises:
+        ValueError: If ``top_n`` is not ``None`` or a positive integer (a pydantic
+            ``ValidationError``, which is a ``ValueError``), or the core rejects a value.
+
+    Example:
+        >>> from llamaindex_qwen3 import Qwen3Rerank
+        >>> rerank = Qwen3Rerank("Qwen/Qwen3-Reranker-0.6B", top_n=3)  # loads nothing
+        >>> engine = index.as_query_engine(  # doctest: +SKIP
+        ...     similarity_top_k=20, node_postprocessors=[rerank]
+        ... )
+    """
+
+    model: str = Field(
+        default=DEFAULT_RERANKER_MODEL,
+        description="Hugging Face hub id or local folder of the Qwen3-Reranker model.",
+    )
+    top_n: int | None = Field(
+        default=5, description="Number of best nodes to return; None returns all, reordered."
+    )
+    instruction: str | None = Field(
+        default="web_search",
+        description=(
+            "Task instruction: a preset name from qwen3_rag.PRESETS or literal instruction "
+            "text; None uses the reranker's default (web search)."
+        ),
+    )
+    keep_retrieval_score: bool = Field(
+        default=False,
+        description=(
+            "Keep each node's retrieval score in metadata['retrieval_score'] (on a copy of "
+            "the node; the input nodes are not modified)."
+        ),
+    )
+    device: str | None = Field(
+        default=None,
+        description="'cpu', 'cuda', 'cuda:N' or 'mps'; None picks CUDA, else MPS, else CPU.",
+    )
+    dtype: str | None = Field(
+        default=None,
+        description="'float32', 'bfloat16' or 'float16'; None: float32 on CPU/MPS, bf16 on CUDA.",
+    )
+    max_length: int = Field(
+        default=8192,
+        description="Most tokens per query-document pair, template included.",
+    )
+    batch_size: int = Field(default=16, description="Most pairs per forward pass.")
+    max_batch_tokens: int | None = Field(
+        default=16384,
+        description="Most padded tokens per forward pass (bounds memory); None: no bound.",
+    )
+    revision: str | None = Field(
+        default=None, description="Hub revision (branch, tag or commit) of the model."
+    )
+    cache_dir: str | None = Field(default=None, description="Hugging Face hub cache folder.")
+    local_files_only: bool = Field(
+        default=False, description="Never use the network; load from local files only."
+    )
+
+    _reranker: Reranker = PrivateAttr()
+
+    def __init__(self, model: str = DEFAULT_RERANKER_MODEL, **kwargs: Any) -> None:
+        kwargs["model"] = model
+        super().__init__(**kwargs)
+        self._reranker = Reranker(
+            self.model,
+            instruction=self.instruction,
+            device=self.device,
+            dtype=self.dtype,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            revision=self.revision,
+            cache_dir=self.cache_dir,
+            local_files_only=self.local_files_only,
+        )
+
+    @field_validator("top_n")
+    @classmethod
+    def _check_top_n(cls, value: int | None) -> int | None:
+        return None if value is None else check_positive_int(value, "top_n")
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Name under which LlamaIndex serialises this class."""
+        return "Qwen3Rerank"
+
+    @property
+    def reranker(self) -> Reranker:
+        """The :class:`qwen3_rag.Reranker` this class delegates to."""
+        return self._reranker
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query, texts = self._inputs(nodes, query_bundle)
+        with self._reranking(nodes, query_bundle) as out:
+            out.extend(self._rescored(nodes, self._rank(query, texts)))
+        return out
+
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        query, texts = self._inputs(nodes, query_bundle)
+        with self._reranking(nodes, query_bundle) as out:
+            ranked = await asyncio.to_thread(self._rank, query, texts)
+            out.extend(self._rescored(nodes, ranked))
+        return out
+
+    # -- type conversion ---------------------------------------------------------------------
+
+    @staticmethod
+    def _inputs(
+        nodes: list[NodeWithScore], query_bundle: QueryBundle | None
+    ) -> tuple[str, list[str]]:
+        if query_bundle is None:
+            raise ValueError(
+                "Qwen3Rerank needs the query: call postprocess_nodes(nodes, query_bundle=...) "
+                "or postprocess_nodes(nodes, query_str=...)"
+            )
+        texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+        return query_bundle.query_str, texts
+
+    def _rank(self, query: str, texts: list[str]) -> list[tuple[int, float]]:
+        return self._reranker.rank(query, texts, top_n=self.top_n)
+
+    def _rescored(
+        self, nodes: list[NodeWithScore], ranked: list[tuple[int, float]]
+    ) -> list[NodeWithScore]:
+        out: list[NodeWithScore] = []
+        for i, score in ranked:
+            node = nodes[i].node
+            if self.keep_retrieval_score:
+                metadata = {**node.metadata, "retrieval_score": nodes[i].score}
+                node = node.model_copy(update={"metadata": metadata})
+            out.append(NodeWithScore(node=node, score=score))
+        return out
+
+    @contextmanager
+    def _reranking(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None
+    ) -> Iterator[list[NodeWithScore]]:
+        """Emit the start/end events around the block, which fills the yielded list."""
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle,
+                nodes=nodes,
+                top_n=self.top_n if self.top_n is not None else len(nodes),
+                model_name=self.model,
+            )
+        )
+        out: list[NodeWithScore] = []
+        payload: dict[str, Any] = {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self.model,
+            EventPayload.QUERY_STR: query_bundle.query_str if query_bundle else None,
+            EventPayload.TOP_K: self.top_n,
+        }
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
+            yield out
+            event.on_end(payload={EventPayload.NODES: out})
+        dispatcher.event(ReRankEndEvent(nodes=out))
