@@ -93,7 +93,7 @@ def test_bad_input(emb_dir: str) -> None:
         Qwen3Embedding(emb_dir, instruction="websearch")  # a typo of a preset name
     model = Qwen3Embedding(emb_dir)
     with pytest.raises(TypeError):
-        model.get_text_embedding_batch([CORPUS[0], 3])  # type: ignore[list-item]
+        model.get_text_embedding_batch([CORPUS[0], 3])
     assert model.get_text_embedding("") == Embedder(emb_dir).embed_documents([""])[0].tolist()
 
 
