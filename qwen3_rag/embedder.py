@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from qwen3_rag import _forward
 from qwen3_rag._inputs import check_positive_int, check_texts
 from qwen3_rag.batching import left_pad, plan_batches
 from qwen3_rag.instructions import (
@@ -64,6 +65,7 @@ class _EmbeddingRuntime:
     hidden_size: int
     device: torch.device
     lock: threading.Lock
+    fast: bool = False  # the lean forward of qwen3_rag._forward applies
 
 
 class Embedder:
@@ -233,7 +235,15 @@ class Embedder:
         eos_id = token_id(tokenizer, EOS_TOKEN, self.source)
         model = load_pretrained(AutoModel, self.source, self.device, self.dtype)
         hidden = int(model.config.hidden_size)
-        return _EmbeddingRuntime(tokenizer, model, eos_id, hidden, self.device, threading.Lock())
+        return _EmbeddingRuntime(
+            tokenizer,
+            model,
+            eos_id,
+            hidden,
+            self.device,
+            threading.Lock(),
+            fast=_forward.supports(model),
+        )
 
     def _tokenize(self, rt: _EmbeddingRuntime, texts: list[str]) -> list[list[int]]:
         """Token ids per text: text cut to ``max_length - 1`` tokens, then ``<|endoftext|>``."""
@@ -278,17 +288,20 @@ class Embedder:
                 torch.inference_mode(),
             ):
                 for batch in batches:
-                    ids, mask, positions = left_pad(
-                        [sequences[i] for i in batch], rt.eos_id, rt.device
-                    )
-                    hidden = rt.model(
-                        input_ids=ids,
-                        attention_mask=mask,
-                        position_ids=positions,
-                        use_cache=False,
-                    ).last_hidden_state
-                    pooled = hidden[:, -1, :dim].float()
+                    pooled = self._last_hidden(rt, [sequences[i] for i in batch])[:, :dim]
                     pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
                     out[batch] = pooled.cpu().numpy()
                     bar.update(len(batch))
         return out
+
+    @staticmethod
+    def _last_hidden(rt: _EmbeddingRuntime, sequences: list[list[int]]) -> torch.Tensor:
+        """Final-norm hidden state at the last token of each sequence, float32."""
+        if rt.fast:
+            ids, lengths = _forward.right_pad(sequences, rt.eos_id, rt.device)
+            return _forward.last_hidden(rt.model, ids, lengths).float()
+        ids, mask, positions = left_pad(sequences, rt.eos_id, rt.device)
+        hidden = rt.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+        ).last_hidden_state
+        return hidden[:, -1].float()

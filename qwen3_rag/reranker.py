@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from qwen3_rag import _forward
 from qwen3_rag._inputs import check_positive_int, check_texts
 from qwen3_rag.batching import left_pad, plan_batches
 from qwen3_rag.instructions import (
@@ -67,6 +68,7 @@ class _RerankRuntime:
     pad_id: int
     device: torch.device
     lock: threading.Lock
+    fast: bool = False  # the lean forward (and prefix sharing) of qwen3_rag._forward applies
 
 
 class Reranker:
@@ -247,7 +249,15 @@ class Reranker:
         base = lm.get_decoder() if hasattr(lm, "get_decoder") else lm.model
         del lm, head  # the full LM head is freed unless tied to the input embeddings
         return _RerankRuntime(
-            tokenizer, base, no_yes, prefix, suffix, pad_id, self.device, threading.Lock()
+            tokenizer,
+            base,
+            no_yes,
+            prefix,
+            suffix,
+            pad_id,
+            self.device,
+            threading.Lock(),
+            fast=_forward.supports(base),
         )
 
     def _tokenize(self, rt: _RerankRuntime, bodies: list[str]) -> list[list[int]]:
@@ -283,25 +293,78 @@ class Reranker:
         scores = [0.0] * len(pairs)
         with rt.lock:
             sequences = self._tokenize(rt, bodies)
-            batches = plan_batches(
-                [len(s) for s in sequences], self.batch_size, self.max_batch_tokens
-            )
             with (
                 tqdm(
                     total=len(pairs), desc="Reranking", unit="pair", disable=not self.show_progress
                 ) as bar,
                 torch.inference_mode(),
             ):
-                for batch in batches:
-                    ids, mask, positions = left_pad(
-                        [sequences[i] for i in batch], rt.pad_id, rt.device
-                    )
-                    hidden = rt.model(
-                        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
-                    ).last_hidden_state[:, -1, :]
-                    logits = hidden.float() @ rt.no_yes.T
-                    probs = torch.sigmoid(logits[:, 1] - logits[:, 0]).cpu().tolist()
-                    for i, p in zip(batch, probs, strict=True):
-                        scores[i] = float(p)
-                    bar.update(len(batch))
+                if rt.fast:
+                    groups = _share_groups([q for q, _ in pairs], sequences)
+                else:
+                    groups = [(0, list(range(len(pairs))))]
+                for shared_len, members in groups:
+                    past = None
+                    if shared_len:
+                        prefix = sequences[members[0]][:shared_len]
+                        past = _forward.prefix_kv(rt.model, prefix, rt.device)
+                    rests = [sequences[i][shared_len:] for i in members]
+                    for batch in plan_batches(
+                        [len(r) for r in rests], self.batch_size, self.max_batch_tokens
+                    ):
+                        hidden = self._last_hidden(rt, [rests[j] for j in batch], past)
+                        logits = hidden.float() @ rt.no_yes.T
+                        probs = torch.sigmoid(logits[:, 1] - logits[:, 0]).cpu().tolist()
+                        for j, p in zip(batch, probs, strict=True):
+                            scores[members[j]] = float(p)
+                        bar.update(len(batch))
         return scores
+
+    @staticmethod
+    def _last_hidden(
+        rt: _RerankRuntime, sequences: list[list[int]], past: _forward.KV | None
+    ) -> torch.Tensor:
+        """Final-norm hidden state at the last token of each sequence (after ``past``)."""
+        if rt.fast:
+            ids, lengths = _forward.right_pad(sequences, rt.pad_id, rt.device)
+            return _forward.last_hidden(rt.model, ids, lengths, past)
+        ids, mask, positions = left_pad(sequences, rt.pad_id, rt.device)
+        return rt.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+        ).last_hidden_state[:, -1, :]
+
+
+def _common_prefix(sequences: list[list[int]]) -> int:
+    """Length of the longest common prefix of the token lists."""
+    first = sequences[0]
+    n = min(len(s) for s in sequences)
+    for s in sequences[1:]:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+    return n
+
+
+def _share_groups(queries: list[str], sequences: list[list[int]]) -> list[tuple[int, list[int]]]:
+    """Group pairs that share a token prefix: ``(shared length, member indices)``.
+
+    Pairs with the same query form one group (template, instruction and query in common);
+    pairs whose query occurs once are pooled, sharing at least the template and instruction.
+    The shared part is the longest common *token* prefix of the members' exact token lists
+    (BPE merges may cross any text boundary, so nothing is assumed from the strings), kept
+    one token short of the shortest member so every member has a token of its own to score.
+    """
+    by_query: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        by_query.setdefault(q, []).append(i)
+    groups = [m for m in by_query.values() if len(m) > 1]
+    singles = [m[0] for m in by_query.values() if len(m) == 1]
+    if singles:
+        groups.append(singles)
+    out: list[tuple[int, list[int]]] = []
+    for members in groups:
+        seqs = [sequences[i] for i in members]
+        shared = min(_common_prefix(seqs), min(len(s) for s in seqs) - 1)
+        out.append((max(shared, 0), members))
+    return out

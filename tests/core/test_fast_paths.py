@@ -1,0 +1,121 @@
+"""The fast paths stay exact: prefix sharing, sorted token-budget batches, the lean forward.
+
+Speed is never asserted here; only that every shortcut computes what the plain path does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qwen3_rag import Embedder, Reranker, _forward, clear_cache
+from qwen3_rag import reranker as reranker_module
+
+QUERIES = ["What is the capital of China?", "Explain gravity", "capital", ""]
+DOCS = [
+    "The capital of China is Beijing.",
+    "Gravity is a force that attracts two bodies towards each other.",
+    "",
+    "Paris is the capital of France and a large city in Europe. " * 6,
+    "ok",
+    "Python is a programming language; def main(): return 42",
+]
+
+
+def _unshared_scores(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, pairs: list[tuple[str, str]], **kw: object
+) -> list[float]:
+    """Scores with prefix sharing off (every pair runs in full), same lean forward."""
+    with monkeypatch.context() as m:
+        m.setattr(
+            reranker_module, "_share_groups", lambda queries, seqs: [(0, list(range(len(seqs))))]
+        )
+        return Reranker(str(folder), device="cpu", **kw).score_pairs(pairs)  # type: ignore[arg-type]
+
+
+def _hf_scores(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, pairs: list[tuple[str, str]]
+) -> list[float]:
+    """Scores through transformers' own forward (left padding, batch size 1)."""
+    clear_cache()
+    with monkeypatch.context() as m:
+        m.setattr(_forward, "supports", lambda model: False)
+        scores = Reranker(str(folder), device="cpu", batch_size=1).score_pairs(pairs)
+    clear_cache()
+    return scores
+
+
+@pytest.mark.parametrize("which", ["tiny", "real"])
+def test_prefix_shared_rerank_equals_unshared(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    folder = request.getfixturevalue(
+        "tiny_reranker_dir" if which == "tiny" else "real_reranker_dir"
+    )
+    # two multi-candidate queries, plus queries that occur once (pooled on the template)
+    pairs = [(q, d) for q in QUERIES[:2] for d in DOCS] + [(QUERIES[2], DOCS[0]), (QUERIES[3], "x")]
+    shared = Reranker(str(folder), device="cpu", batch_size=4).score_pairs(pairs)
+    unshared = _unshared_scores(monkeypatch, folder, pairs, batch_size=1)
+    reference = _hf_scores(monkeypatch, folder, pairs)
+    assert np.abs(np.array(shared) - np.array(unshared)).max() <= 1e-5
+    assert np.abs(np.array(shared) - np.array(reference)).max() <= 1e-5
+    assert np.ptp(reference) > 1e-3  # the scores differ, so equality means something
+
+
+def test_share_groups_use_exact_token_prefix() -> None:
+    seqs = [[1, 2, 3, 4, 9], [1, 2, 3, 5], [1, 2, 7], [1, 2, 3, 4]]
+    groups = reranker_module._share_groups(["a", "a", "b", "c"], seqs)
+    assert groups == [(3, [0, 1]), (2, [2, 3])]
+    # a member that is entirely the common prefix keeps its last token to score
+    assert reranker_module._share_groups(["a", "a"], [[1, 2, 3], [1, 2, 3, 4]]) == [(2, [0, 1])]
+    assert reranker_module._share_groups(["a"], [[5]]) == [(0, [0])]
+
+
+def test_share_groups_do_not_trust_string_boundaries(real_reranker_dir: Path) -> None:
+    """BPE can merge the query's end with the document's start: only tokens are compared."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(real_reranker_dir / "tokenizer.json"))
+    a = tok.encode("<Query>: abc\n<Document>: def", add_special_tokens=False).ids
+    b = tok.encode("<Query>: abc\n<Document>:\ndef", add_special_tokens=False).ids
+    ((shared, _),) = reranker_module._share_groups(["q", "q"], [a, b])
+    assert a[:shared] == b[:shared] and a[shared] != b[shared]
+
+
+@pytest.mark.parametrize("which", ["tiny", "real"])
+def test_sorted_budgeted_embedding_batches_equal_batch_size_one(
+    request: pytest.FixtureRequest, which: str
+) -> None:
+    folder = request.getfixturevalue(
+        "tiny_embedding_dir" if which == "tiny" else "real_embedding_dir"
+    )
+    texts = DOCS + QUERIES
+    one = Embedder(str(folder), device="cpu", batch_size=1).embed_documents(texts)
+    batched = Embedder(str(folder), device="cpu", batch_size=32).embed_documents(texts)
+    budget = Embedder(str(folder), device="cpu", max_batch_tokens=40).embed_documents(texts)
+    assert np.abs(one - batched).max() <= 1e-5
+    assert np.abs(one - budget).max() <= 1e-5
+
+
+def test_lean_forward_equals_transformers(tiny_embedding_dir: Path) -> None:
+    from transformers import Qwen3Model
+
+    model = Qwen3Model.from_pretrained(tiny_embedding_dir, dtype=torch.float32).eval()
+    assert _forward.supports(model)
+    seqs = [[5, 6, 7, 8, 9, 10, 11], [12], [13, 14, 15]]
+    with torch.inference_mode():
+        ids, lengths = _forward.right_pad(seqs, 0, torch.device("cpu"))
+        got = _forward.last_hidden(model, ids, lengths)
+        ref = torch.stack(
+            [model(input_ids=torch.tensor([s])).last_hidden_state[0, -1] for s in seqs]
+        )
+        assert (got - ref).abs().max().item() <= 1e-5
+        past = _forward.prefix_kv(model, [1, 2, 3], torch.device("cpu"))
+        got = _forward.last_hidden(model, ids, lengths, past)
+        ref = torch.stack(
+            [model(input_ids=torch.tensor([[1, 2, 3, *s]])).last_hidden_state[0, -1] for s in seqs]
+        )
+        assert (got - ref).abs().max().item() <= 1e-5
