@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# The suite never downloads: only the opt-in real-weights tests may reach the hub.
+if os.environ.get("QWEN3_RAG_REAL_MODELS") != "1":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
