@@ -22,6 +22,9 @@ class Qwen3Embedding(BaseEmbedding):
     use and is shared by every object in the process that asks for the same model, device and
     dtype. Async methods run the model in a worker thread, off the event loop.
 
+    The core object is built from the fields at construction; to change a loading or
+    inference field, construct a new object (the loaded model is shared, so this is cheap).
+
     Install with ``pip install "qwen3-rag[llamaindex]"``.
 
     Args:

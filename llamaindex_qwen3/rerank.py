@@ -33,6 +33,10 @@ class Qwen3Rerank(BaseNodePostprocessor):
     the callback manager's ``CBEventType.RERANKING`` event. Constructing it loads nothing; the
     async path runs the model in a worker thread, off the event loop.
 
+    ``top_n`` and ``keep_retrieval_score`` are read at each call; the other fields build the
+    core object at construction, so to change one construct a new object (the loaded model
+    is shared, so this is cheap).
+
     Install with ``pip install "qwen3-rag[llamaindex]"``.
 
     Args:
