@@ -1,0 +1,71 @@
+"""Both notebooks run top to bottom on the tiny local models, as a user would run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def run_notebook(name: str, tmp_path: Path) -> Any:
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    return notebook
+
+
+def outputs(cell: Any) -> str:
+    texts = []
+    for out in cell.get("outputs", []):
+        if out.get("name") == "stdout":  # not stderr, where model loading draws progress bars
+            texts.append(out.get("text", ""))
+        texts.append(out.get("data", {}).get("text/plain", ""))
+    return "".join(texts)
+
+
+@pytest.fixture()
+def model_env(
+    monkeypatch: pytest.MonkeyPatch, tiny_embedding_dir: Path, tiny_reranker_dir: Path
+) -> None:
+    monkeypatch.setenv("QWEN3_RAG_EMBED_MODEL", str(tiny_embedding_dir))
+    monkeypatch.setenv("QWEN3_RAG_RERANK_MODEL", str(tiny_reranker_dir))
+    monkeypatch.delenv("QWEN3_RAG_CHAT_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+
+
+def check_common(notebook: Any) -> list[Any]:
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "every code cell ran"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    images = [o for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 1, "the score chart is drawn"
+    table = next(outputs(c) for c in code if "rerank" in outputs(c) and "vector" in outputs(c))
+    scores = [float(line.split()[2]) for line in table.splitlines()[1:] if line.strip()]
+    assert len(scores) == 8 and scores == sorted(scores, reverse=True)  # best first
+    return code
+
+
+def test_langchain_notebook_runs(model_env: None, tmp_path: Path) -> None:
+    code = check_common(run_notebook("langchain_rag.ipynb", tmp_path))
+    assert "10 chunks stored" in outputs(code[2])
+    answer = outputs(code[-1])
+    assert answer.count("[") >= 3  # the three reranked documents reached the prompt
+    assert answer.rstrip().endswith("Beijing is the capital of China (see geo-1).")
+
+
+def test_llamaindex_notebook_runs(model_env: None, tmp_path: Path) -> None:
+    code = check_common(run_notebook("llamaindex_rag.ipynb", tmp_path))
+    assert "10 nodes stored" in outputs(code[2])
+    final = outputs(code[-1])
+    assert len([line for line in final.splitlines() if line.startswith("0.")]) == 3
