@@ -62,7 +62,7 @@ class Qwen3Rerank(BaseNodePostprocessor):
         description="Hugging Face hub id or local folder of the Qwen3-Reranker model.",
     )
     top_n: int | None = Field(
-        default=5, description="Number of best nodes to return; None returns all, reordered."
+        default=3, description="Number of best nodes to return; None returns all, reordered."
     )
     instruction: str | None = Field(
         default="web_search",
