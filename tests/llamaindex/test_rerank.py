@@ -111,7 +111,7 @@ def test_fields_reach_the_core(rr_dir: str, nodes: list[TextNode]) -> None:
     assert rr.reranker.max_length == 1024
     texts = [n.text for n in nodes]
     want = Reranker(rr_dir, instruction="Find the sentence about a city", max_length=1024).rank(
-        QUERY, texts, top_n=5
+        QUERY, texts, top_n=3
     )
     out = rr.postprocess_nodes(_scored(nodes), query_str=QUERY)
     assert [(n.node.node_id, n.score) for n in out] == [(f"n{i}", s) for i, s in want]
