@@ -103,7 +103,7 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
 def _heads(proj: Any, norm: Any | None, x: torch.Tensor, head_dim: int) -> torch.Tensor:
     """Project ``x`` (B, T, hidden) to heads (B, heads, T, head_dim), norming per head."""
     b, t, _ = x.shape
-    h = proj(x).view(b, t, -1, head_dim)
+    h: torch.Tensor = proj(x).view(b, t, -1, head_dim)
     if norm is not None:
         h = norm(h)
     return h.transpose(1, 2)

@@ -37,9 +37,11 @@ from qwen3_rag.loading import (
     DeviceLike,
     DTypeLike,
     ModelSource,
+    check_quantize,
     load_config,
     load_fast_tokenizer,
     load_pretrained,
+    quantize_int8,
     resolve_device,
     resolve_dtype,
     shared,
@@ -94,6 +96,9 @@ class Embedder:
         revision: Hub revision (branch, tag or commit).
         cache_dir: Hub cache folder.
         local_files_only: Never use the network.
+        quantize: ``None`` (default: exact) or ``"int8"`` (CPU only, needs torchao): dynamic
+            int8 linear layers, about 2x the float32 speed on CPU. Measured on random-weight
+            0.6B models: QUANT_FIDELITY
         show_progress: Show a tqdm progress bar over the texts.
 
     Example:
@@ -120,6 +125,7 @@ class Embedder:
         cache_dir: str | None = None,
         local_files_only: bool = False,
         show_progress: bool = False,
+        quantize: str | None = None,
     ) -> None:
         self.source = ModelSource(model, revision, cache_dir, local_files_only)
         self.preset: Preset | None = resolve_instruction(instruction)
@@ -134,6 +140,7 @@ class Embedder:
             check_positive_int(max_batch_tokens, "max_batch_tokens")
         self.max_batch_tokens = max_batch_tokens
         self.show_progress = bool(show_progress)
+        self.quantize = check_quantize(quantize, self.device, self.dtype)
         self._hidden_size: int | None = None
 
     def __repr__(self) -> str:
@@ -223,7 +230,7 @@ class Embedder:
     # -- internals ---------------------------------------------------------------------------
 
     def _runtime(self) -> _EmbeddingRuntime:
-        key = ("embedder", self.source, self.device, self.dtype, None)
+        key = ("embedder", self.source, self.device, self.dtype, self.quantize)
         rt = shared(key, self._load_runtime)
         self._hidden_size = rt.hidden_size
         return rt
@@ -234,6 +241,8 @@ class Embedder:
         tokenizer = load_fast_tokenizer(self.source)
         eos_id = token_id(tokenizer, EOS_TOKEN, self.source)
         model = load_pretrained(AutoModel, self.source, self.device, self.dtype)
+        if self.quantize == "int8":
+            quantize_int8(model)
         hidden = int(model.config.hidden_size)
         return _EmbeddingRuntime(
             tokenizer,
@@ -301,7 +310,7 @@ class Embedder:
             ids, lengths = _forward.right_pad(sequences, rt.eos_id, rt.device)
             return _forward.last_hidden(rt.model, ids, lengths).float()
         ids, mask, positions = left_pad(sequences, rt.eos_id, rt.device)
-        hidden = rt.model(
+        hidden: torch.Tensor = rt.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
         ).last_hidden_state
         return hidden[:, -1].float()

@@ -29,11 +29,16 @@ __all__ = [
     "DeviceLike",
     "ModelLoadError",
     "ModelSource",
+    "QUANTIZATIONS",
+    "check_quantize",
     "clear_cache",
+    "cpu_threads",
     "load_config",
     "load_fast_tokenizer",
     "load_pretrained",
     "load_tokenizer",
+    "quantize_int8",
+    "tune_cpu_threads",
     "resolve_device",
     "resolve_dtype",
     "shared",
@@ -339,10 +344,96 @@ def load_pretrained(
         model = auto_class.from_pretrained(source.location, **kwargs)
     except (OSError, ValueError) as exc:
         raise source.describe_failure("weights", exc) from exc
+    if device.type == "cpu":
+        tune_cpu_threads()
     model.to(device)
     model.eval()
     model.requires_grad_(False)
     return model
+
+
+QUANTIZATIONS = ("int8",)
+"""The values ``quantize=`` accepts besides ``None``."""
+
+
+def check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtype) -> str | None:
+    """Validate a ``quantize=`` argument.
+
+    Args:
+        quantize: ``None`` (exact, the default) or ``"int8"``.
+        device: The device the model runs on (int8 is CPU only).
+        dtype: The compute dtype (int8 computes activations in float32).
+
+    Returns:
+        The normalised value.
+
+    Raises:
+        ValueError: If the value is unknown, or ``"int8"`` is asked for on a GPU or with a
+            dtype other than float32.
+    """
+    if quantize is None:
+        return None
+    if not isinstance(quantize, str) or quantize.strip().lower() not in QUANTIZATIONS:
+        raise ValueError(f"quantize={quantize!r}: use None (exact) or 'int8' (CPU)")
+    if device.type != "cpu":
+        raise ValueError(
+            f"quantize={quantize!r} is for CPU; on {device.type} use dtype='bfloat16' instead"
+        )
+    if dtype != torch.float32:
+        raise ValueError(f"quantize={quantize!r} computes in float32; leave dtype unset")
+    return quantize.strip().lower()
+
+
+def quantize_int8(model: torch.nn.Module) -> None:
+    """Replace ``model``'s linear layers, in place, with dynamic int8 ones (torchao).
+
+    Weights are stored int8 per output channel; activations are quantized per token at run
+    time, and the matmul runs in int8. Embeddings and norms stay float32. Uses
+    ``torchao.quantization.Int8DynamicActivationInt8WeightConfig``: torchao is PyTorch's
+    maintained quantization library, while ``torch.ao.quantization.quantize_dynamic`` is
+    deprecated for removal as of torch 2.13.
+
+    Raises:
+        ImportError: If torchao is not installed (``pip install "qwen3-rag[int8]"``).
+    """
+    try:
+        import torchao.quantization as tq
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            'quantize="int8" needs torchao: pip install "qwen3-rag[int8]" (or torchao)'
+        ) from exc
+    tq.quantize_(model, tq.Int8DynamicActivationInt8WeightConfig())
+
+
+def cpu_threads() -> int:
+    """CPU cores this process may actually use (affinity and cgroup quota respected)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def tune_cpu_threads() -> None:
+    """Cap torch's intra-op threads at the usable cores, unless the user chose a count.
+
+    torch sizes its pool from the machine's cores, which in a container or under ``taskset``
+    can exceed the cores actually available; the extra threads then fight over them. An
+    explicit ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` or an earlier ``torch.set_num_threads``
+    lower than the cap is left alone. Tokenization finishes before the forward passes start,
+    so the tokenizer's own thread pool never competes with torch's.
+    """
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
+        return
+    usable = cpu_threads()
+    if torch.get_num_threads() > usable:
+        torch.set_num_threads(usable)
 
 
 T = TypeVar("T")

@@ -39,8 +39,10 @@ from qwen3_rag.loading import (
     DeviceLike,
     DTypeLike,
     ModelSource,
+    check_quantize,
     load_fast_tokenizer,
     load_pretrained,
+    quantize_int8,
     resolve_device,
     resolve_dtype,
     shared,
@@ -92,6 +94,9 @@ class Reranker:
         revision: Hub revision (branch, tag or commit).
         cache_dir: Hub cache folder.
         local_files_only: Never use the network.
+        quantize: ``None`` (default: exact) or ``"int8"`` (CPU only, needs torchao): dynamic
+            int8 linear layers, about 2x the float32 speed on CPU. Measured on random-weight
+            0.6B models: QUANT_FIDELITY
         show_progress: Show a tqdm progress bar over the pairs.
 
     Example:
@@ -116,6 +121,7 @@ class Reranker:
         cache_dir: str | None = None,
         local_files_only: bool = False,
         show_progress: bool = False,
+        quantize: str | None = None,
     ) -> None:
         self.source = ModelSource(model, revision, cache_dir, local_files_only)
         self.instruction = self._instruction_text(instruction)
@@ -127,6 +133,7 @@ class Reranker:
             check_positive_int(max_batch_tokens, "max_batch_tokens")
         self.max_batch_tokens = max_batch_tokens
         self.show_progress = bool(show_progress)
+        self.quantize = check_quantize(quantize, self.device, self.dtype)
 
     def __repr__(self) -> str:
         return (
@@ -231,7 +238,7 @@ class Reranker:
         return preset.instruction if preset is not None else DEFAULT_INSTRUCTION
 
     def _runtime(self) -> _RerankRuntime:
-        key = ("reranker", self.source, self.device, self.dtype, None)
+        key = ("reranker", self.source, self.device, self.dtype, self.quantize)
         return shared(key, self._load_runtime)
 
     def _load_runtime(self) -> _RerankRuntime:
@@ -248,6 +255,8 @@ class Reranker:
         no_yes = head[[no_id, yes_id]].detach().float().clone()
         base = lm.get_decoder() if hasattr(lm, "get_decoder") else lm.model
         del lm, head  # the full LM head is freed unless tied to the input embeddings
+        if self.quantize == "int8":
+            quantize_int8(base)  # the yes/no rows above stay float32
         return _RerankRuntime(
             tokenizer,
             base,
@@ -329,9 +338,10 @@ class Reranker:
             ids, lengths = _forward.right_pad(sequences, rt.pad_id, rt.device)
             return _forward.last_hidden(rt.model, ids, lengths, past)
         ids, mask, positions = left_pad(sequences, rt.pad_id, rt.device)
-        return rt.model(
+        hidden: torch.Tensor = rt.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
-        ).last_hidden_state[:, -1, :]
+        ).last_hidden_state
+        return hidden[:, -1, :]
 
 
 def _common_prefix(sequences: list[list[int]]) -> int:

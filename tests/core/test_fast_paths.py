@@ -119,3 +119,33 @@ def test_lean_forward_equals_transformers(tiny_embedding_dir: Path) -> None:
             [model(input_ids=torch.tensor([[1, 2, 3, *s]])).last_hidden_state[0, -1] for s in seqs]
         )
         assert (got - ref).abs().max().item() <= 1e-5
+
+
+INT8_COSINE_FLOOR = 0.98  # documented floor on the tiny models (0.6B measured: >= 0.998)
+
+
+def test_int8_embeddings_stay_above_fidelity_floor(tiny_embedding_dir: Path) -> None:
+    pytest.importorskip("torchao")
+    texts = DOCS + QUERIES
+    exact = Embedder(str(tiny_embedding_dir), device="cpu").embed_documents(texts)
+    int8 = Embedder(str(tiny_embedding_dir), device="cpu", quantize="int8")
+    approx = int8.embed_documents(texts)
+    cosine = (exact * approx).sum(axis=1)
+    assert cosine.min() >= INT8_COSINE_FLOOR
+    assert np.abs(exact - approx).max() > 0  # it really is a different (quantized) model
+
+
+def test_int8_rerank_keeps_the_order(tiny_reranker_dir: Path) -> None:
+    pytest.importorskip("torchao")
+    exact = Reranker(str(tiny_reranker_dir), device="cpu").score(QUERIES[0], DOCS)
+    approx = Reranker(str(tiny_reranker_dir), device="cpu", quantize="int8").score(QUERIES[0], DOCS)
+    assert np.abs(np.array(exact) - np.array(approx)).max() <= 0.05  # tiny-model floor
+    assert int(np.argmax(exact)) == int(np.argmax(approx))
+
+
+def test_quantize_is_validated_and_part_of_the_cache_key(tiny_embedding_dir: Path) -> None:
+    with pytest.raises(ValueError, match="quantize"):
+        Embedder(str(tiny_embedding_dir), device="cpu", quantize="int4")
+    with pytest.raises(ValueError, match="float32"):
+        Reranker(str(tiny_embedding_dir), device="cpu", dtype="bfloat16", quantize="int8")
+    assert Embedder(str(tiny_embedding_dir), device="cpu", quantize="INT8").quantize == "int8"
