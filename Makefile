@@ -26,5 +26,15 @@ pytest: $(STAMP)
 
 test: lint pytest
 
+# `make demo`: index this repository's documentation into ./qwen3_db, ask one question and print
+# the reranked answers. Downloads Qwen/Qwen3-Embedding-0.6B and Qwen/Qwen3-Reranker-0.6B on first
+# use, unless QWEN3_RAG_EMBED_MODEL / QWEN3_RAG_RERANK_MODEL name other models or local folders.
+DEMO_DB ?= qwen3_db
+DEMO_QUESTION ?= How do I run the tests without downloading any model?
+
+demo: $(STAMP)
+	$(BIN)/qwen3-rag index README.md $(wildcard docs) --db $(DEMO_DB)
+	$(BIN)/qwen3-rag query "$(DEMO_QUESTION)" --db $(DEMO_DB) -k 3
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -559,7 +559,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     question = args.question.strip()
     if not question:
         raise CliError("the question is empty")
-    db = Path(args.db).expanduser()
+    db = Path(args.db).expanduser().resolve()
     if not (db / "chroma.sqlite3").is_file():
         raise CliError(f"no index at {args.db}: run `qwen3-rag index PATH... --db {args.db}` first")
     client = _open_client(db)
@@ -659,7 +659,7 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    for noisy in ("chromadb", "httpx", "transformers"):
+    for noisy in ("chromadb", "httpx", "transformers", "torch", "torchao"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 

@@ -1,0 +1,163 @@
+"""The ``qwen3-rag`` command end to end, in subprocesses, on the tiny models and a temp db."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qwen3_rag import Embedder, Reranker
+from qwen3_rag.loading import ModelSource, load_fast_tokenizer
+from tests.cli.conftest import CHUNKING, RunCli, read_db
+
+TEXT_FILES = ["capitals.md", "notes/code.py", "notes/physics.txt"]
+KILL_ENV = "QWEN3_RAG_TEST_KILL_AFTER_BATCHES"
+
+
+def embedded(stderr: str) -> int:
+    match = re.search(r"(\d+) chunks embedded", stderr)
+    assert match, stderr
+    return int(match.group(1))
+
+
+def by_source(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for id_, rec in records.items():
+        out.setdefault(rec["metadata"]["source"], {})[id_] = rec
+    return out
+
+
+def check_consistent(records: dict[str, dict[str, Any]], tokenizer: Any) -> None:
+    """Every file's chunks: ids 0..n-1, one hash, texts found where recorded, within budget."""
+    for source, recs in by_source(records).items():
+        text = Path(source).read_text(encoding="utf-8")
+        (n,) = {r["metadata"]["n_chunks"] for r in recs.values()}
+        assert set(recs) == {f"{source}#{i}" for i in range(n)}
+        assert len({r["metadata"]["file_hash"] for r in recs.values()}) == 1
+        for rec in recs.values():
+            doc, meta = rec["document"], rec["metadata"]
+            start = meta["start_char"]
+            assert text[start : start + len(doc)] == doc
+            assert meta["start_line"] == text.count("\n", 0, start) + 1
+            assert len(tokenizer.encode(doc, add_special_tokens=False).ids) <= 40
+
+
+def assert_same(got: dict[str, dict[str, Any]], want: dict[str, dict[str, Any]]) -> None:
+    assert sorted(got) == sorted(want)  # exact count, no duplicate or missing ids
+    for id_, rec in want.items():
+        assert got[id_]["document"] == rec["document"]
+        assert got[id_]["metadata"] == rec["metadata"]
+        np.testing.assert_allclose(got[id_]["embedding"], rec["embedding"], atol=1e-5)
+
+
+def test_index_query_reindex_edit_kill_delete(
+    run_cli: RunCli, corpus: Path, tmp_path: Path, tiny_embedding_dir: Path, tiny_reranker_dir: Path
+) -> None:
+    tokenizer = load_fast_tokenizer(ModelSource(str(tiny_embedding_dir)))
+    db, db_killed = tmp_path / "db", tmp_path / "killed"
+
+    # 1. index: the three text files; the binary file and the hidden folder are skipped.
+    proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"skipped binary file {corpus / 'image.bin'}" in proc.stderr
+    first = read_db(db)
+    assert set(by_source(first)) == {str(corpus / f) for f in TEXT_FILES}
+    check_consistent(first, tokenizer)
+    assert len(by_source(first)[str(corpus / "notes" / "physics.txt")]) >= 6
+    assert embedded(proc.stderr) == len(first)
+    emb = Embedder(str(tiny_embedding_dir))
+    ids = sorted(first)
+    np.testing.assert_allclose(  # stored vectors are the embedder's document vectors
+        np.array([first[i]["embedding"] for i in ids]),
+        emb.embed_documents([first[i]["document"] for i in ids]),
+        atol=1e-5,
+    )
+
+    # 2. query --json: cosine with the instructed query, then the reranker's order.
+    question = "What is the capital of China?"
+    proc = run_cli("query", question, "--db", "db", "-k", "3", "--fetch-k", "6", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["query"] == question
+    results = out["results"]
+    assert [r["rank"] for r in results] == [1, 2, 3]
+    q = emb.embed_queries([question])[0]
+    sims = {i: float(np.dot(q, first[i]["embedding"])) for i in ids}
+    top6 = sorted(ids, key=lambda i: -sims[i])[:6]
+    scores = Reranker(str(tiny_reranker_dir)).score(question, [first[i]["document"] for i in top6])
+    expected = sorted(zip(top6, scores, strict=True), key=lambda p: -p[1])[:3]
+    assert [r["id"] for r in results] == [i for i, _ in expected]
+    for r, (i, s) in zip(results, expected, strict=True):
+        meta = first[i]["metadata"]
+        assert abs(r["rerank_score"] - s) < 1e-4
+        assert abs(r["vector_score"] - sims[i]) < 1e-4
+        assert r["text"] == first[i]["document"]
+        assert r["source"] == str(Path("docs") / Path(meta["source"]).relative_to(corpus))
+        assert (r["chunk"], r["start_line"]) == (meta["chunk"], meta["start_line"])
+
+    # 3. query, text: a header line with both scores and source:line, then a snippet line.
+    proc = run_cli("query", question, "--db", "db", "-k", "2", "--fetch-k", "6")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 4
+    top = results[0]
+    head = f"1. rerank {top['rerank_score']:.4f}  vector {top['vector_score']:.4f}  "
+    assert lines[0].startswith(head + f"{top['source']}:{top['start_line']}")
+    assert lines[1].strip() == " ".join(top["text"].split())[:240].strip()
+    assert lines[2].startswith("2. rerank ")
+
+    # 4. a fresh index killed (SIGKILL) after two batches of four keeps those eight chunks;
+    #    the re-run embeds only the rest and ends equal to the uninterrupted index.
+    proc = run_cli("index", "docs", "--db", str(db_killed), *CHUNKING, env={KILL_ENV: "2"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert len(read_db(db_killed)) == 8
+    proc = run_cli("index", "docs", "--db", str(db_killed), *CHUNKING)
+    assert proc.returncode == 0, proc.stderr
+    assert embedded(proc.stderr) == len(first) - 8
+    assert_same(read_db(db_killed), first)
+
+    # 5. re-run: nothing embedded, nothing changed.
+    proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
+    assert proc.returncode == 0, proc.stderr
+    assert embedded(proc.stderr) == 0
+    assert "3 unchanged" in proc.stderr
+    assert read_db(db) == first
+
+    # 6. edit one file (fewer chunks now): only its chunks change, its leftovers go.
+    edited = corpus / "notes" / "physics.txt"
+    paragraphs = edited.read_text(encoding="utf-8").split("\n\n")
+    edited.write_text("\n\n".join(["Gravity bends light.", *paragraphs[3:]]), encoding="utf-8")
+    proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
+    assert proc.returncode == 0, proc.stderr
+    second = read_db(db)
+    check_consistent(second, tokenizer)
+    before, after = by_source(first), by_source(second)
+    assert embedded(proc.stderr) == len(after[str(edited)])
+    for f in ("capitals.md", "notes/code.py"):
+        assert after[str(corpus / f)] == before[str(corpus / f)]
+    assert 4 < len(after[str(edited)]) < len(before[str(edited)])
+    assert "Gravity bends light." in after[str(edited)][f"{edited}#0"]["document"]
+
+    # 7. the same edit killed after one batch: old and new chunks mixed, never duplicated;
+    #    the re-run finishes it and removes the leftovers.
+    proc = run_cli("index", "docs", "--db", str(db_killed), *CHUNKING, env={KILL_ENV: "1"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert sorted(read_db(db_killed)) == sorted(first)
+    proc = run_cli("index", "docs", "--db", str(db_killed), *CHUNKING)
+    assert proc.returncode == 0, proc.stderr
+    assert embedded(proc.stderr) == len(after[str(edited)]) - 4
+    assert_same(read_db(db_killed), second)
+
+    # 8. delete a file: its chunks go, the rest stay.
+    (corpus / "capitals.md").unlink()
+    proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
+    assert proc.returncode == 0, proc.stderr
+    assert embedded(proc.stderr) == 0
+    assert "1 deleted" in proc.stderr
+    third = read_db(db)
+    assert by_source(third) == {k: v for k, v in after.items() if k != str(corpus / "capitals.md")}
