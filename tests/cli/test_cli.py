@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
-from qwen3_rag import Embedder, Reranker
+from qwen3_rag import Embedder, Reranker, cli
 from qwen3_rag.loading import ModelSource, load_fast_tokenizer
 from tests.cli.conftest import CHUNKING, RunCli, read_db
 
@@ -54,22 +55,46 @@ def assert_same(got: dict[str, dict[str, Any]], want: dict[str, dict[str, Any]])
         np.testing.assert_allclose(got[id_]["embedding"], rec["embedding"], atol=1e-5)
 
 
-def test_index_query_reindex_edit_kill_delete(
-    run_cli: RunCli, corpus: Path, tmp_path: Path, tiny_embedding_dir: Path, tiny_reranker_dir: Path
+def index_in_process(
+    monkeypatch: pytest.MonkeyPatch, cwd: Path, env: dict[str, str], db: Path
+) -> None:
+    """The reference: the same index run uninterrupted, in this process."""
+    monkeypatch.chdir(cwd)
+    for key in ("QWEN3_RAG_EMBED_MODEL", "QWEN3_RAG_RERANK_MODEL"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.delenv(KILL_ENV, raising=False)
+    assert cli.main(["index", "docs", "--db", str(db), "-q", *CHUNKING]) == 0
+
+
+def test_index_killed_query_reindex_edit_delete(
+    run_cli: RunCli,
+    corpus: Path,
+    tmp_path: Path,
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_embedding_dir: Path,
+    tiny_reranker_dir: Path,
 ) -> None:
     tokenizer = load_fast_tokenizer(ModelSource(str(tiny_embedding_dir)))
-    db, db_killed = tmp_path / "db", tmp_path / "killed"
+    db, ref = tmp_path / "db", tmp_path / "reference"
+    index_in_process(monkeypatch, tmp_path, cli_env, ref)
+    first = read_db(ref)
+    assert set(by_source(first)) == {str(corpus / f) for f in TEXT_FILES}
+    check_consistent(first, tokenizer)
+    assert len(by_source(first)[str(corpus / "notes" / "physics.txt")]) >= 6
 
-    # 1. index: the three text files; the binary file and the hidden folder are skipped.
+    # 1. index, killed (SIGKILL) after two batches of four chunks: those eight are kept.
+    proc = run_cli("index", "docs", "--db", "db", *CHUNKING, env={KILL_ENV: "2"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert len(read_db(db)) == 8
+    # The re-run embeds only the rest and ends equal to the uninterrupted index; the binary
+    # file and the hidden folder are skipped.
     proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"skipped binary file {corpus / 'image.bin'}" in proc.stderr
-    first = read_db(db)
-    assert set(by_source(first)) == {str(corpus / f) for f in TEXT_FILES}
-    check_consistent(first, tokenizer)
-    assert len(by_source(first)[str(corpus / "notes" / "physics.txt")]) >= 6
-    assert embedded(proc.stderr) == len(first)
+    assert embedded(proc.stderr) == len(first) - 8
+    assert_same(read_db(db), first)
     emb = Embedder(str(tiny_embedding_dir))
     ids = sorted(first)
     np.testing.assert_allclose(  # stored vectors are the embedder's document vectors
@@ -77,6 +102,7 @@ def test_index_query_reindex_edit_kill_delete(
         emb.embed_documents([first[i]["document"] for i in ids]),
         atol=1e-5,
     )
+    first = read_db(db)
 
     # 2. query --json: cosine with the instructed query, then the reranker's order.
     question = "What is the capital of China?"
@@ -111,49 +137,36 @@ def test_index_query_reindex_edit_kill_delete(
     assert lines[1].strip() == " ".join(top["text"].split())[:240].strip()
     assert lines[2].startswith("2. rerank ")
 
-    # 4. a fresh index killed (SIGKILL) after two batches of four keeps those eight chunks;
-    #    the re-run embeds only the rest and ends equal to the uninterrupted index.
-    proc = run_cli("index", "docs", "--db", str(db_killed), *CHUNKING, env={KILL_ENV: "2"})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert len(read_db(db_killed)) == 8
-    proc = run_cli("index", "docs", "--db", str(db_killed), *CHUNKING)
-    assert proc.returncode == 0, proc.stderr
-    assert embedded(proc.stderr) == len(first) - 8
-    assert_same(read_db(db_killed), first)
-
-    # 5. re-run: nothing embedded, nothing changed.
+    # 4. re-run: nothing embedded, nothing changed.
     proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
     assert proc.returncode == 0, proc.stderr
     assert embedded(proc.stderr) == 0
     assert "3 unchanged" in proc.stderr
     assert read_db(db) == first
 
-    # 6. edit one file (fewer chunks now): only its chunks change, its leftovers go.
+    # 5. edit one file (fewer chunks now), killed after one batch: its old and new chunks
+    #    mixed, never duplicated; the re-run finishes it and removes its leftovers; the other
+    #    files' chunks never change.
     edited = corpus / "notes" / "physics.txt"
     paragraphs = edited.read_text(encoding="utf-8").split("\n\n")
     edited.write_text("\n\n".join(["Gravity bends light.", *paragraphs[3:]]), encoding="utf-8")
+    proc = run_cli("index", "docs", "--db", "db", *CHUNKING, env={KILL_ENV: "1"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert sorted(read_db(db)) == sorted(first)
     proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
     assert proc.returncode == 0, proc.stderr
     second = read_db(db)
     check_consistent(second, tokenizer)
     before, after = by_source(first), by_source(second)
-    assert embedded(proc.stderr) == len(after[str(edited)])
+    assert embedded(proc.stderr) == len(after[str(edited)]) - 4
     for f in ("capitals.md", "notes/code.py"):
         assert after[str(corpus / f)] == before[str(corpus / f)]
     assert 4 < len(after[str(edited)]) < len(before[str(edited)])
     assert "Gravity bends light." in after[str(edited)][f"{edited}#0"]["document"]
+    index_in_process(monkeypatch, tmp_path, cli_env, ref)
+    assert_same(second, read_db(ref))
 
-    # 7. the same edit killed after one batch: old and new chunks mixed, never duplicated;
-    #    the re-run finishes it and removes the leftovers.
-    proc = run_cli("index", "docs", "--db", str(db_killed), *CHUNKING, env={KILL_ENV: "1"})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert sorted(read_db(db_killed)) == sorted(first)
-    proc = run_cli("index", "docs", "--db", str(db_killed), *CHUNKING)
-    assert proc.returncode == 0, proc.stderr
-    assert embedded(proc.stderr) == len(after[str(edited)]) - 4
-    assert_same(read_db(db_killed), second)
-
-    # 8. delete a file: its chunks go, the rest stay.
+    # 6. delete a file: its chunks go, the rest stay.
     (corpus / "capitals.md").unlink()
     proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
     assert proc.returncode == 0, proc.stderr
