@@ -23,7 +23,12 @@ __all__ = ["left_pad", "plan_batches"]
 
 
 def plan_batches(
-    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None
+    lengths: Sequence[int],
+    batch_size: int,
+    max_batch_tokens: int | None,
+    *,
+    max_padding: float | None = None,
+    min_batch_tokens: int = 512,
 ) -> list[list[int]]:
     """Group item indices into batches, longest first.
 
@@ -32,6 +37,11 @@ def plan_batches(
         batch_size: Most items in one batch (>= 1).
         max_batch_tokens: Most padded tokens (items x longest item) in one batch, or ``None``
             for no budget. An item longer than the budget forms a batch alone.
+        max_padding: Also cut a batch when more than this fraction of its padded tokens
+            would be padding, once it holds at least ``min_batch_tokens`` padded tokens
+            (compute is linear in padded tokens on CPU; tiny batches run matmuls slowly).
+            ``None`` never cuts for padding.
+        min_batch_tokens: See ``max_padding``.
 
     Returns:
         Lists of indices into ``lengths``; every index appears exactly once. Items within a
@@ -47,18 +57,24 @@ def plan_batches(
     batches: list[list[int]] = []
     current: list[int] = []
     longest = 0
+    real = 0
     for i in order:
         n = lengths[i]
         if current:
             width = max(longest, n)
-            over_budget = (
-                max_batch_tokens is not None and width * (len(current) + 1) > max_batch_tokens
+            padded = width * (len(current) + 1)
+            over_budget = max_batch_tokens is not None and padded > max_batch_tokens
+            too_padded = (
+                max_padding is not None
+                and width * len(current) >= min_batch_tokens
+                and (padded - real - n) > max_padding * padded
             )
-            if len(current) >= batch_size or over_budget:
+            if len(current) >= batch_size or over_budget or too_padded:
                 batches.append(current)
-                current, longest = [], 0
+                current, longest, real = [], 0, 0
         current.append(i)
         longest = max(longest, n)
+        real += n
     if current:
         batches.append(current)
     return batches

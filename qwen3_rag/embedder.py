@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 EOS_TOKEN = "<|endoftext|>"
 MIN_DIMENSIONS = 32
+MAX_PADDING = 0.15  # cut a length-sorted batch once more than 15 % of it would be padding
 
 
 @dataclass
@@ -285,7 +286,10 @@ class Embedder:
         with rt.lock:
             sequences = self._tokenize(rt, texts)
             batches = plan_batches(
-                [len(s) for s in sequences], self.batch_size, self.max_batch_tokens
+                [len(s) for s in sequences],
+                self.batch_size,
+                self.max_batch_tokens,
+                max_padding=MAX_PADDING,
             )
             with (
                 tqdm(

@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 YES_TOKEN = "yes"
 NO_TOKEN = "no"
+MAX_PADDING = 0.15  # cut a length-sorted batch once more than 15 % of it would be padding
 
 
 @dataclass
@@ -319,7 +320,10 @@ class Reranker:
                         past = _forward.prefix_kv(rt.model, prefix, rt.device)
                     rests = [sequences[i][shared_len:] for i in members]
                     for batch in plan_batches(
-                        [len(r) for r in rests], self.batch_size, self.max_batch_tokens
+                        [len(r) for r in rests],
+                        self.batch_size,
+                        self.max_batch_tokens,
+                        max_padding=MAX_PADDING,
                     ):
                         hidden = self._last_hidden(rt, [rests[j] for j in batch], past)
                         logits = hidden.float() @ rt.no_yes.T

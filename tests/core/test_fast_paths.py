@@ -149,3 +149,15 @@ def test_quantize_is_validated_and_part_of_the_cache_key(tiny_embedding_dir: Pat
     with pytest.raises(ValueError, match="float32"):
         Reranker(str(tiny_embedding_dir), device="cpu", dtype="bfloat16", quantize="int8")
     assert Embedder(str(tiny_embedding_dir), device="cpu", quantize="INT8").quantize == "int8"
+
+
+def test_padding_bound_splits_mixed_lengths_and_keeps_every_item() -> None:
+    from qwen3_rag.batching import plan_batches
+
+    lengths = [300, 280, 40, 35, 30, 300, 20, 10]
+    loose = plan_batches(lengths, 32, 16384)
+    tight = plan_batches(lengths, 32, 16384, max_padding=0.15, min_batch_tokens=64)
+    assert len(loose) == 1 and len(tight) > 1
+    assert sorted(i for b in tight for i in b) == list(range(len(lengths)))
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in tight)
+    assert padded < 0.6 * max(lengths) * len(lengths)
