@@ -183,16 +183,21 @@ def matmul_ceiling(shape: dict[str, Any], tokens: int = 1024) -> tuple[float, fl
 
 def memory_probe(folder: Path, long_tokens: int) -> dict[str, float]:
     """Peak RSS of a fresh process embedding 195 short + 5 long documents (MB)."""
+    # VmHWM, not ru_maxrss: a child started by fork+exec inherits the parent's ru_maxrss
     code = (
-        "import resource, sys, torch\n"
+        "import sys\n"
+        "def hwm():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return int(line.split()[1]) / 1024\n"
         "from qwen3_rag import Embedder\n"
         "e = Embedder(sys.argv[1], device='cpu').load()\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "base = hwm()\n"
         "words = ' '.join(['alpha beta gamma delta'] * (int(sys.argv[2]) // 4))\n"
         "docs = ['short document number %d about python' % i for i in range(195)]\n"
         "docs += [words] * 5\n"
         "e.embed_documents(docs)\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "peak = hwm()\n"
         "w = sum(p.numel() * p.element_size() for p in e._runtime().model.parameters())\n"
         "print(base, peak, w / 2**20)\n"
     )
