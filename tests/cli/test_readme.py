@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from tests.models import REPO_ROOT
-
-
-def _section(title: str) -> str:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    start = readme.index(title)
-    end = readme.find("\n## ", start + len(title))
-    return readme[start : end if end > 0 else None]
+from tests.readme import link_models, python_block, readme_section
 
 
 def test_readme_chroma_snippet_runs(
@@ -23,12 +16,9 @@ def test_readme_chroma_snippet_runs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    match = re.search(r"```python\n(.*?)```", _section("### Chroma from Python"), re.S)
-    assert match, "no python block in the README's Chroma section"
-    code = match.group(1)
+    code = python_block("### Chroma from Python")
     assert '"models/Qwen3-Embedding-0.6B"' in code
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "Qwen3-Embedding-0.6B").symlink_to(tiny_embedding_dir)
+    link_models(tmp_path, tiny_embedding_dir)
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
     lines = capsys.readouterr().out.strip().splitlines()
@@ -37,12 +27,12 @@ def test_readme_chroma_snippet_runs(
 
 
 def test_readme_quick_start_and_cli_section() -> None:
-    quick = _section("## Quick start")
+    quick = readme_section("## Quick start")
     assert quick.index("make demo") < quick.index("make test")
     for text in ("Qwen/Qwen3-Embedding-0.6B", "Qwen/Qwen3-Reranker-0.6B", "QWEN3_RAG_EMBED_MODEL"):
         assert text in quick
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
     assert "demo: $(STAMP)" in makefile
-    cli = _section("## The `qwen3-rag` command")
+    cli = readme_section("## The `qwen3-rag` command")
     for flag in ("--db", "--fetch-k", "--no-rerank", "--json", "--embed-model", "--dimensions"):
         assert flag in cli

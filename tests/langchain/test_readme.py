@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from qwen3_rag import Reranker
-from tests.models import REPO_ROOT
-
-
-def _snippet() -> tuple[str, str]:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## LangChain\n", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match, "no python block in the README's LangChain section"
-    return section, match.group(1)
+from tests.readme import link_models, python_block, readme_section
 
 
 def test_readme_section_names_the_module_and_the_package_it_replaces() -> None:
-    section, _ = _snippet()
+    section = readme_section("## LangChain")
     assert "provides the `langchain_qwen3` module and replaces the `langchain-qwen3` package" in (
         " ".join(section.split())
     )
@@ -33,11 +24,9 @@ def test_readme_snippet_runs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, code = _snippet()
+    code = python_block("## LangChain")
     assert '"models/Qwen3-Embedding-0.6B"' in code and '"models/Qwen3-Reranker-0.6B"' in code
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "Qwen3-Embedding-0.6B").symlink_to(tiny_embedding_dir)
-    (tmp_path / "models" / "Qwen3-Reranker-0.6B").symlink_to(tiny_reranker_dir)
+    link_models(tmp_path, tiny_embedding_dir, tiny_reranker_dir)
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__readme__"}
     exec(compile(code, "README.md", "exec"), namespace)

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 from chromadb.api.shared_system_client import SharedSystemClient
 from llama_index.core import Settings
 
-from tests.models import REPO_ROOT
-
-
-def _snippet() -> str:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## LlamaIndex\n", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match, "no python block in the README's LlamaIndex section"
-    return match.group(1)
+from tests.readme import link_models, python_block
 
 
 def test_readme_snippet_runs(
@@ -27,11 +18,9 @@ def test_readme_snippet_runs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = _snippet()
+    code = python_block("## LlamaIndex")
     assert '"models/Qwen3-Embedding-0.6B"' in code and '"models/Qwen3-Reranker-0.6B"' in code
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "Qwen3-Embedding-0.6B").symlink_to(tiny_embedding_dir)
-    (tmp_path / "models" / "Qwen3-Reranker-0.6B").symlink_to(tiny_reranker_dir)
+    link_models(tmp_path, tiny_embedding_dir, tiny_reranker_dir)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
     saved = Settings._embed_model
