@@ -98,8 +98,10 @@ class Embedder:
         cache_dir: Hub cache folder.
         local_files_only: Never use the network.
         quantize: ``None`` (default: exact) or ``"int8"`` (CPU only, needs torchao): dynamic
-            int8 linear layers, about 2x the float32 speed on CPU. Measured on random-weight
-            0.6B models: QUANT_FIDELITY
+            int8 linear layers, about 2.3x the float32 speed on CPU. Fidelity measured on a
+            random-weight 0.6B (``python -m benchmarks``): cosine to the float32 vectors
+            >= 0.998 (mean 0.9988), top-10 neighbour overlap 0.97-1.00. Not exact: leave it
+            off where vectors must match other float32 indexes bit for bit.
         show_progress: Show a tqdm progress bar over the texts.
 
     Example:
