@@ -8,6 +8,9 @@ embedding) do all the arithmetic; only the orchestration differs, and it is exac
   never sees a pad (the pads come after it) and causal attention alone is the right mask:
   no padding mask, every sequence has the positions ``0..n-1`` it has alone, and SDPA can use
   its fused causal kernel. This equals the recipe's left padding with an attention mask.
+* **Padding costs the linear layers nothing.** Projections, MLPs and norms run on the real
+  tokens only, packed into one ``(tokens, hidden)`` matrix (large, efficient matmuls); only
+  attention uses the padded layout.
 * **Only the last position after the final layer.** Both models read one hidden state per
   sequence (the last real token). The final layer computes keys and values for every
   position, but its query, attention output, MLP and the final norm only for that token.
@@ -137,6 +140,11 @@ def _run(
 ) -> tuple[torch.Tensor | None, KV]:
     """Run the stack over right-padded ``ids`` that continue ``past`` (if any).
 
+    Projections, MLPs and norms run on the real tokens only, packed into one
+    ``(tokens, hidden)`` matrix, so padding costs them nothing; only attention sees the
+    padded ``(batch, heads, width, head_dim)`` layout, where right padding and the causal
+    mask keep every real token from seeing a pad.
+
     Returns the final-norm hidden state at each row's last real token (unless ``keep_kv``,
     which returns only the keys and values of every layer, for a prefix of batch 1).
     """
@@ -147,10 +155,29 @@ def _run(
     head_dim = int(attn0.head_dim)
     scale = float(attn0.scaling)
     dev = ids.device
+    if lengths is None:
+        lengths = torch.full((batch,), width, dtype=torch.long, device=dev)
 
-    x = model.embed_tokens(ids)
+    real = torch.arange(width, device=dev).unsqueeze(0) < lengths.unsqueeze(1)  # (B, W)
+    flat = real.reshape(-1).nonzero().squeeze(1)  # where each real token sits in the grid
+    padded = flat.numel() < batch * width
+    last = lengths.cumsum(0) - 1  # each row's last token, in the packed order
+    last_pos = lengths - 1  # ... and its position within the row
+
+    def to_grid(t: torch.Tensor, norm: Any | None) -> torch.Tensor:
+        """(tokens, heads * head_dim) -> (B, heads, W, head_dim), pads zero."""
+        t = t.view(t.shape[0], -1, head_dim)
+        if norm is not None:
+            t = norm(t)
+        if padded:
+            grid = t.new_zeros((batch * width, *t.shape[1:]))
+            grid[flat] = t
+            t = grid
+        return t.view(batch, width, -1, head_dim).transpose(1, 2)
+
+    x = model.embed_tokens(ids.reshape(-1)[flat] if padded else ids.reshape(-1))  # (T, hidden)
     positions = torch.arange(past_len, past_len + width, device=dev).unsqueeze(0)
-    cos, sin = model.rotary_emb(x, positions)  # (1, T, head_dim)
+    cos, sin = model.rotary_emb(x, positions)  # (1, W, head_dim)
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
     mask: torch.Tensor | None = None
     if past_len:
@@ -159,16 +186,12 @@ def _run(
         mask[:, past_len:] = torch.ones((width, width), dtype=torch.bool, device=dev).tril()
 
     kept: KV = []
-    last_index: torch.Tensor | None = None
-    rows = torch.arange(batch, device=dev)
-    if lengths is not None:
-        last_index = lengths - 1
     for n, layer in enumerate(layers):
         attn = layer.self_attn
         final = n == len(layers) - 1
         h = layer.input_layernorm(x)
-        k = _rope(_heads(attn.k_proj, attn.k_norm, h, head_dim), cos, sin)
-        v = _heads(attn.v_proj, None, h, head_dim)
+        k = _rope(to_grid(attn.k_proj(h), attn.k_norm), cos, sin)
+        v = to_grid(attn.v_proj(h), None)
         if past:
             pk, pv = past[n]
             k_all = torch.cat((pk.expand(batch, -1, -1, -1), k), dim=2)
@@ -179,23 +202,23 @@ def _run(
             kept.append((k, v))
             if final:
                 return None, kept
-        if not final or last_index is None:
-            q = _rope(_heads(attn.q_proj, attn.q_norm, h, head_dim), cos, sin)
+        if not final:
+            q = _rope(to_grid(attn.q_proj(h), attn.q_norm), cos, sin)
             out = _attend(q, k_all, v_all, mask=mask, causal=mask is None, scale=scale)
-            out = out.transpose(1, 2).reshape(batch, width, -1)
-            x = x + attn.o_proj(out)
+            out = out.transpose(1, 2).reshape(batch * width, -1)
+            x = x + attn.o_proj(out[flat] if padded else out)
             x = x + layer.mlp(layer.post_attention_layernorm(x))
             continue
         # final layer: only the last real token of each row goes on
-        h_last = h[rows, last_index].unsqueeze(1)  # (B, 1, hidden)
-        cos_l = cos[0, 0, last_index].unsqueeze(1).unsqueeze(1)  # (B, 1, 1, head_dim)
-        sin_l = sin[0, 0, last_index].unsqueeze(1).unsqueeze(1)
+        h_last = h[last].unsqueeze(1)  # (B, 1, hidden)
+        cos_l = cos[0, 0, last_pos].unsqueeze(1).unsqueeze(1)  # (B, 1, 1, head_dim)
+        sin_l = sin[0, 0, last_pos].unsqueeze(1).unsqueeze(1)
         q = _rope(_heads(attn.q_proj, attn.q_norm, h_last, head_dim), cos_l, sin_l)
         keys = torch.arange(past_len + width, device=dev)
-        see = (keys.unsqueeze(0) <= (last_index + past_len).unsqueeze(1))[:, None, None, :]
+        see = (keys.unsqueeze(0) <= (last_pos + past_len).unsqueeze(1))[:, None, None, :]
         out = _attend(q, k_all, v_all, mask=see, causal=False, scale=scale)
         out = out.transpose(1, 2).reshape(batch, 1, -1)
-        x_last = x[rows, last_index].unsqueeze(1) + attn.o_proj(out)
+        x_last = x[last].unsqueeze(1) + attn.o_proj(out)
         x_last = x_last + layer.mlp(layer.post_attention_layernorm(x_last))
         return model.norm(x_last)[:, 0], kept
     raise AssertionError("unreachable: the loop returns at the final layer")
