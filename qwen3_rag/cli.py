@@ -661,6 +661,10 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
         logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     for noisy in ("chromadb", "httpx", "transformers", "torch", "torchao"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    if not verbose:  # our own bar shows indexing progress; transformers' load bars are noise
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def _one_line(exc: BaseException) -> str:
