@@ -664,7 +664,7 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     if not verbose:  # our own bar shows indexing progress; transformers' load bars are noise
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _one_line(exc: BaseException) -> str:
