@@ -89,6 +89,13 @@ class Qwen3Embedding(BaseEmbedding):
     local_files_only: bool = Field(
         default=False, description="Never use the network; load from local files only."
     )
+    quantize: str | None = Field(
+        default=None,
+        description=(
+            'None (exact, the default) or "int8": dynamic int8 linear layers on CPU, about 2x '
+            "faster, approximate (needs the int8 extra; see qwen3_rag.Embedder)."
+        ),
+    )
 
     _embedder: Embedder = PrivateAttr()
 
@@ -115,6 +122,7 @@ class Qwen3Embedding(BaseEmbedding):
             revision=self.revision,
             cache_dir=self.cache_dir,
             local_files_only=self.local_files_only,
+            quantize=self.quantize,
         )
 
     @classmethod

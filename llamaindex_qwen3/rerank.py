@@ -102,6 +102,13 @@ class Qwen3Rerank(BaseNodePostprocessor):
     local_files_only: bool = Field(
         default=False, description="Never use the network; load from local files only."
     )
+    quantize: str | None = Field(
+        default=None,
+        description=(
+            'None (exact, the default) or "int8": dynamic int8 linear layers on CPU, about 2x '
+            "faster, approximate (needs the int8 extra; see qwen3_rag.Reranker)."
+        ),
+    )
 
     _reranker: Reranker = PrivateAttr()
 
@@ -119,6 +126,7 @@ class Qwen3Rerank(BaseNodePostprocessor):
             revision=self.revision,
             cache_dir=self.cache_dir,
             local_files_only=self.local_files_only,
+            quantize=self.quantize,
         )
 
     @field_validator("top_n")

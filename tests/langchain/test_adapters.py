@@ -278,3 +278,17 @@ async def test_rerank_retriever_runnable_base_and_callbacks(reranker: Qwen3Reran
     ]
     # the base retriever's run is a child of the rerank retriever's run
     assert handler.starts[0][1] is None and handler.starts[1][1] is not None
+
+
+def test_quantize_reaches_the_core(emb_path: str, rr_path: str) -> None:
+    pytest.importorskip("torchao")
+    emb = Qwen3Embeddings(model=emb_path, device="cpu", quantize="int8")
+    core = Embedder(emb_path, device="cpu", quantize="int8")
+    assert emb.embedder._runtime() is core._runtime()  # the int8 model, shared
+    assert emb.embed_documents(TEXTS) == core.embed_documents(TEXTS).tolist()
+    reranker = Qwen3Reranker(model=rr_path, device="cpu", quantize="int8", top_n=None)
+    docs = reranker.compress_documents(make_docs(), QUERY)
+    expected = Reranker(rr_path, device="cpu", quantize="int8").rank(QUERY, TEXTS)
+    assert [d.metadata["relevance_score"] for d in docs] == [s for _, s in expected]
+    with pytest.raises(ValueError, match="quantize"):
+        Qwen3Embeddings(model=emb_path, device="cpu", quantize="int4")

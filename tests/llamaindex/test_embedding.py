@@ -140,3 +140,11 @@ def test_works_as_settings_embed_model(
     finally:
         Settings._embed_model = saved
     assert Settings._embed_model is saved
+
+
+def test_quantize_reaches_the_core(emb_dir: str) -> None:
+    pytest.importorskip("torchao")
+    model = Qwen3Embedding(emb_dir, device="cpu", quantize="int8")
+    core = Embedder(emb_dir, device="cpu", quantize="int8")
+    assert model.embedder._runtime() is core._runtime()
+    assert model.get_text_embedding_batch(CORPUS) == core.embed_documents(CORPUS).tolist()

@@ -175,3 +175,8 @@ async def test_async_equals_sync_off_the_loop_with_events(
     assert threads and threading.get_ident() not in threads
     kinds = [type(e) for e in captured_events if isinstance(e, ReRankStartEvent | ReRankEndEvent)]
     assert kinds == [ReRankStartEvent, ReRankEndEvent]
+
+
+def test_quantize_reaches_the_core(rr_dir: str) -> None:
+    assert Qwen3Rerank(rr_dir, device="cpu", quantize="int8").reranker.quantize == "int8"
+    assert Qwen3Rerank(rr_dir).reranker.quantize is None
