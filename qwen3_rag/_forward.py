@@ -41,7 +41,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["KV", "last_hidden", "prefix_kv", "right_pad", "supports"]
+from qwen3_rag.batching import left_pad
+
+__all__ = ["KV", "final_hidden", "last_hidden", "prefix_kv", "right_pad", "supports"]
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 """Keys and values of every layer, each ``(1, kv_heads, prefix_len, head_dim)``, rotated."""
@@ -258,3 +260,38 @@ def prefix_kv(model: Any, prefix: Sequence[int], device: torch.device) -> KV:
     ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
     _, kv = _run(model, ids, None, None, keep_kv=True)
     return kv
+
+
+def final_hidden(
+    model: Any,
+    sequences: Sequence[Sequence[int]],
+    pad_id: int,
+    device: torch.device,
+    *,
+    fast: bool,
+    past: KV | None = None,
+) -> torch.Tensor:
+    """Final-norm hidden state at the last token of each sequence, by the best exact path.
+
+    Args:
+        model: A Qwen3 decoder stack.
+        sequences: Token ids of each item (each non-empty).
+        pad_id: Id to pad with.
+        device: The model's device.
+        fast: Whether :func:`supports` holds for ``model``; otherwise transformers' own
+            forward runs, left-padded with positions that ignore the padding.
+        past: A shared prefix from :func:`prefix_kv` (fast path only).
+
+    Returns:
+        ``(len(sequences), hidden)`` in the model's dtype.
+    """
+    if fast:
+        ids, lengths = right_pad(sequences, pad_id, device)
+        return last_hidden(model, ids, lengths, past)
+    if past is not None:
+        raise ValueError("a shared prefix needs the lean forward (fast=True)")
+    ids, mask, positions = left_pad(sequences, pad_id, device)
+    hidden: torch.Tensor = model(
+        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+    ).last_hidden_state
+    return hidden[:, -1]

@@ -14,12 +14,39 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from qwen3_rag._inputs import check_positive_int
 
-__all__ = ["left_pad", "plan_batches"]
+__all__ = ["MAX_PADDING", "encode_truncated", "left_pad", "plan_batches"]
+
+#: Cut a length-sorted batch once more than this fraction of it would be padding (attention
+#: still pays for padding; projections and MLPs do not, see ``qwen3_rag._forward``).
+MAX_PADDING = 0.15
+
+
+def encode_truncated(tokenizer: Any, texts: list[str], keep: int) -> tuple[list[list[int]], int]:
+    """Token ids of each text (no special tokens), cut from the right to ``keep`` tokens.
+
+    Args:
+        tokenizer: A ``tokenizers.Tokenizer``.
+        texts: The texts.
+        keep: Most tokens to keep per text (>= 1).
+
+    Returns:
+        ``(ids per text, how many texts were cut)``.
+    """
+    sequences: list[list[int]] = []
+    truncated = 0
+    for enc in tokenizer.encode_batch(texts, add_special_tokens=False):
+        ids: list[int] = enc.ids
+        if len(ids) > keep:
+            ids = ids[:keep]
+            truncated += 1
+        sequences.append(ids)
+    return sequences, truncated
 
 
 def plan_batches(

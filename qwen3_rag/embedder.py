@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
 from qwen3_rag._inputs import check_positive_int, check_texts
-from qwen3_rag.batching import left_pad, plan_batches
+from qwen3_rag.batching import MAX_PADDING, encode_truncated, plan_batches
 from qwen3_rag.instructions import (
     DEFAULT_PRESET,
     InstructionLike,
@@ -55,7 +55,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 EOS_TOKEN = "<|endoftext|>"
 MIN_DIMENSIONS = 32
-MAX_PADDING = 0.15  # cut a length-sorted batch once more than 15 % of it would be padding
 
 
 @dataclass
@@ -259,15 +258,7 @@ class Embedder:
 
     def _tokenize(self, rt: _EmbeddingRuntime, texts: list[str]) -> list[list[int]]:
         """Token ids per text: text cut to ``max_length - 1`` tokens, then ``<|endoftext|>``."""
-        keep = self.max_length - 1
-        sequences: list[list[int]] = []
-        truncated = 0
-        for enc in rt.tokenizer.encode_batch(texts, add_special_tokens=False):
-            ids = enc.ids
-            if len(ids) > keep:
-                ids = ids[:keep]
-                truncated += 1
-            sequences.append([*ids, rt.eos_id])
+        sequences, truncated = encode_truncated(rt.tokenizer, texts, self.max_length - 1)
         if truncated:
             logger.warning(
                 "%d of %d texts exceeded max_length=%d tokens and were truncated",
@@ -275,7 +266,7 @@ class Embedder:
                 len(texts),
                 self.max_length,
             )
-        return sequences
+        return [[*ids, rt.eos_id] for ids in sequences]
 
     def _embed(self, texts: list[str], instruction: str | None) -> np.ndarray:
         if not texts:
@@ -303,20 +294,14 @@ class Embedder:
                 torch.inference_mode(),
             ):
                 for batch in batches:
-                    pooled = self._last_hidden(rt, [sequences[i] for i in batch])[:, :dim]
+                    pooled = _forward.final_hidden(
+                        rt.model,
+                        [sequences[i] for i in batch],
+                        rt.eos_id,
+                        rt.device,
+                        fast=rt.fast,
+                    )[:, :dim].float()
                     pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
                     out[batch] = pooled.cpu().numpy()
                     bar.update(len(batch))
         return out
-
-    @staticmethod
-    def _last_hidden(rt: _EmbeddingRuntime, sequences: list[list[int]]) -> torch.Tensor:
-        """Final-norm hidden state at the last token of each sequence, float32."""
-        if rt.fast:
-            ids, lengths = _forward.right_pad(sequences, rt.eos_id, rt.device)
-            return _forward.last_hidden(rt.model, ids, lengths).float()
-        ids, mask, positions = left_pad(sequences, rt.eos_id, rt.device)
-        hidden: torch.Tensor = rt.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
-        ).last_hidden_state
-        return hidden[:, -1].float()

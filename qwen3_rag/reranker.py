@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
 from qwen3_rag._inputs import check_positive_int, check_texts
-from qwen3_rag.batching import left_pad, plan_batches
+from qwen3_rag.batching import MAX_PADDING, encode_truncated, plan_batches
 from qwen3_rag.instructions import (
     DEFAULT_INSTRUCTION,
     DEFAULT_PRESET,
@@ -56,7 +56,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 YES_TOKEN = "yes"
 NO_TOKEN = "no"
-MAX_PADDING = 0.15  # cut a length-sorted batch once more than 15 % of it would be padding
 
 
 @dataclass
@@ -278,14 +277,7 @@ class Reranker:
                 f"max_length={self.max_length} leaves no room for the query and document: "
                 f"the fixed template alone takes {len(rt.prefix_ids) + len(rt.suffix_ids)} tokens"
             )
-        sequences: list[list[int]] = []
-        truncated = 0
-        for enc in rt.tokenizer.encode_batch(bodies, add_special_tokens=False):
-            ids = enc.ids
-            if len(ids) > budget:
-                ids = ids[:budget]
-                truncated += 1
-            sequences.append([*rt.prefix_ids, *ids, *rt.suffix_ids])
+        sequences, truncated = encode_truncated(rt.tokenizer, bodies, budget)
         if truncated:
             logger.warning(
                 "%d of %d query-document pairs exceeded max_length=%d tokens and were truncated",
@@ -293,7 +285,7 @@ class Reranker:
                 len(bodies),
                 self.max_length,
             )
-        return sequences
+        return [[*rt.prefix_ids, *ids, *rt.suffix_ids] for ids in sequences]
 
     def _score(self, pairs: list[tuple[str, str]], instruction: InstructionLike) -> list[float]:
         if not pairs:
@@ -326,27 +318,20 @@ class Reranker:
                         self.max_batch_tokens,
                         max_padding=MAX_PADDING,
                     ):
-                        hidden = self._last_hidden(rt, [rests[j] for j in batch], past)
+                        hidden = _forward.final_hidden(
+                            rt.model,
+                            [rests[j] for j in batch],
+                            rt.pad_id,
+                            rt.device,
+                            fast=rt.fast,
+                            past=past,
+                        )
                         logits = hidden.float() @ rt.no_yes.T
                         probs = torch.sigmoid(logits[:, 1] - logits[:, 0]).cpu().tolist()
                         for j, p in zip(batch, probs, strict=True):
                             scores[members[j]] = float(p)
                         bar.update(len(batch))
         return scores
-
-    @staticmethod
-    def _last_hidden(
-        rt: _RerankRuntime, sequences: list[list[int]], past: _forward.KV | None
-    ) -> torch.Tensor:
-        """Final-norm hidden state at the last token of each sequence (after ``past``)."""
-        if rt.fast:
-            ids, lengths = _forward.right_pad(sequences, rt.pad_id, rt.device)
-            return _forward.last_hidden(rt.model, ids, lengths, past)
-        ids, mask, positions = left_pad(sequences, rt.pad_id, rt.device)
-        hidden: torch.Tensor = rt.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
-        ).last_hidden_state
-        return hidden[:, -1, :]
 
 
 def _common_prefix(sequences: list[list[int]]) -> int:
