@@ -1,4 +1,5 @@
-# `make test` builds .venv if missing (CPU torch first), then lints and runs the test suite.
+# `make test` builds .venv if missing (CPU torch first), then lints and runs the test suite,
+# then the lean forward's parity tests again against the oldest transformers allowed.
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU build of torch; on a CUDA machine use e.g. `make test TORCH="torch"`.
@@ -6,7 +7,13 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint pytest demo bench clean
+# The oldest transformers pyproject.toml allows: the lean forward reads its module layout, so CI
+# checks parity on both ends of the range (see test-oldest).
+OLDEST_TRANSFORMERS ?= transformers==4.51.3
+OLDEST := $(VENV)-oldest
+OLDEST_STAMP := $(OLDEST)/.installed
+
+.PHONY: venv test lint pytest test-oldest demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +26,25 @@ venv: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .  # Python files and the README's Python snippets
 	$(BIN)/mypy $$(ls -d qwen3_rag langchain_qwen3 llamaindex_qwen3 benchmarks 2>/dev/null)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test: lint pytest
+$(OLDEST_STAMP): pyproject.toml
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet "$(TORCH)" "$(OLDEST_TRANSFORMERS)" pytest pytest-asyncio
+	$(OLDEST)/bin/python -m pip install --quiet -e .
+	touch $(OLDEST_STAMP)
+
+# The lean forward's parity and self-check tests against the oldest transformers allowed.
+test-oldest: $(OLDEST_STAMP)
+	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/core/test_parity.py tests/core/test_forward.py tests/core/test_fast_paths.py
+
+test: lint pytest test-oldest
 
 # `make demo`: index this repository's documentation into ./qwen3_db, ask one question and print
 # the reranked answers. Downloads Qwen/Qwen3-Embedding-0.6B and Qwen/Qwen3-Reranker-0.6B on first
@@ -37,4 +57,4 @@ demo: $(STAMP)
 	$(BIN)/qwen3-rag query "$(DEMO_QUESTION)" --db $(DEMO_DB) -k 3
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST) .pytest_cache .mypy_cache .ruff_cache
