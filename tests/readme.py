@@ -23,6 +23,13 @@ def python_block(heading: str) -> str:
     return match.group(1)
 
 
+def python_blocks(heading: str) -> list[str]:
+    """Every ```` ```python ```` block of a README section, in order."""
+    blocks = re.findall(r"```python\n(.*?)```", readme_section(heading), re.DOTALL)
+    assert blocks, f"no python block in the README's {heading!r} section"
+    return blocks
+
+
 def link_models(folder: Path, embedding: Path | None = None, reranker: Path | None = None) -> None:
     """Put model folders where the README snippets expect them: ``folder/models/Qwen3-*-0.6B``."""
     (folder / "models").mkdir(exist_ok=True)

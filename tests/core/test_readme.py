@@ -6,20 +6,26 @@ from pathlib import Path
 
 import pytest
 
-from qwen3_rag import PRESETS
-from tests.readme import python_block, readme_section
+from qwen3_rag import PRESETS, clear_cache, loaded_models
+from tests.readme import python_block, python_blocks, readme_section
 
 
-def test_core_snippet_runs(
+def test_core_snippets_run(
     tiny_embedding_dir: Path, tiny_reranker_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = python_block("## Use the core from Python")
+    code = "\n".join(python_blocks("## Use the core from Python"))
     code = code.replace('"Qwen/Qwen3-Embedding-0.6B"', repr(str(tiny_embedding_dir)))
     code = code.replace('"Qwen/Qwen3-Reranker-0.6B"', repr(str(tiny_reranker_dir)))
     assert str(tiny_embedding_dir) in code and str(tiny_reranker_dir) in code
-    exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
-    out = capsys.readouterr().out
-    assert out.startswith("[[") and "[(" in out  # a similarity matrix, then (index, score)
+    clear_cache()
+    namespace = {"__name__": "__readme__"}
+    exec(compile(code, "README.md", "exec"), namespace)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[[") and out[1].startswith("[(")  # similarities, (index, score)
+    assert out[2] == "['embedder', 'reranker']"  # as the comment in the snippet says
+    assert loaded_models() == []  # cleared by the snippet
+    small = namespace["small"]
+    assert small.dimensions == 256 and small.model == str(tiny_embedding_dir)
 
 
 def test_presets_section_lists_every_preset(capsys: pytest.CaptureFixture[str]) -> None:
