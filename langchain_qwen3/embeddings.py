@@ -7,11 +7,11 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from qwen3_rag import DEFAULT_EMBEDDING_MODEL, Embedder, Preset
-from qwen3_rag.instructions import DEFAULT_PRESET, format_query
-from qwen3_rag.loading import DeviceLike, DTypeLike
+from qwen3_rag import Embedder, EmbedderOptions
+from qwen3_rag.fields import EmbedderFields, option_field
+from qwen3_rag.instructions import format_query
 
 __all__ = ["Qwen3Embeddings"]
 
@@ -31,7 +31,7 @@ _MODEL_KWARGS_MAP = {
 _MODEL_KWARGS_IGNORED = frozenset({"trust_remote_code"})
 
 
-class Qwen3Embeddings(BaseModel, Embeddings):
+class Qwen3Embeddings(EmbedderFields, Embeddings):
     """Qwen3-Embedding models (0.6B / 4B / 8B) run locally, with the published recipe.
 
     ``embed_query`` formats the query with the task instruction
@@ -55,8 +55,9 @@ class Qwen3Embeddings(BaseModel, Embeddings):
             Hub id or local folder (alias ``model_name``). Default
             ``"Qwen/Qwen3-Embedding-0.6B"``.
         instruction: str | Preset | None
-            Preset name (``"web_search"``, ``"question_answering"``, ...), one-sentence
-            instruction text, or ``None`` for raw queries. Default ``"web_search"``.
+            Preset name (``"web_search"``, ``"question_answering"``, ...) or one-sentence
+            instruction text; ``None`` (default) uses ``"web_search"``; ``""`` embeds
+            queries as raw text.
         dimensions: int | None
             Matryoshka output size (32 .. hidden size); ``None`` keeps all.
         device: str | None
@@ -99,12 +100,12 @@ class Qwen3Embeddings(BaseModel, Embeddings):
         ``use_modelscope=True`` raises ``ValueError`` (download the model with ModelScope and
         pass its folder). Unlike 0.1.2, ``embed_query`` applies the instruction itself: drop
         calls to ``get_detailed_instruct`` and pass ``instruction=task`` instead (or set
-        ``instruction=None`` to keep formatting queries yourself).
+        ``instruction=""`` to keep formatting queries yourself).
 
     Example:
         >>> from langchain_qwen3 import Qwen3Embeddings
         >>> embeddings = Qwen3Embeddings(model="Qwen/Qwen3-Embedding-0.6B", device="cpu")
-        >>> embeddings.instruction
+        >>> embeddings.embedder.preset.name
         'web_search'
         >>> embeddings.embed_query("What is the capital of China?")[:2]  # doctest: +SKIP
         [0.0123, -0.0456]
@@ -117,57 +118,8 @@ class Qwen3Embeddings(BaseModel, Embeddings):
         arbitrary_types_allowed=True,
     )
 
-    model: str = Field(
-        default=DEFAULT_EMBEDDING_MODEL,
-        alias="model_name",
-        description="Hugging Face hub id or local folder of a Qwen3-Embedding model.",
-    )
-    instruction: str | Preset | None = Field(
-        default=DEFAULT_PRESET,
-        description=(
-            "Query instruction: a preset name from qwen3_rag.PRESETS, one-sentence "
-            "instruction text, a Preset, or None to embed queries as raw text."
-        ),
-    )
-    dimensions: int | None = Field(
-        default=None,
-        description="Matryoshka output size (32 <= dimensions <= hidden size); None keeps all.",
-    )
-    device: DeviceLike = Field(
-        default=None,
-        description="'cpu', 'cuda', 'cuda:N' or 'mps'; None picks CUDA, else MPS, else CPU.",
-    )
-    dtype: DTypeLike = Field(
-        default=None,
-        description=(
-            "'float32', 'bfloat16', 'float16' (or a torch dtype); None uses float32 on "
-            "CPU/MPS and bfloat16 on CUDA."
-        ),
-    )
-    max_length: int = Field(
-        default=8192,
-        description="Most tokens per text, end token included; longer texts are truncated.",
-    )
-    batch_size: int = Field(default=32, description="Most texts per forward pass.")
-    max_batch_tokens: int | None = Field(
-        default=16384,
-        description="Most padded tokens per forward pass (bounds memory); None for no bound.",
-    )
-    show_progress: bool = Field(default=False, description="Show a progress bar over texts.")
-    revision: str | None = Field(
-        default=None, description="Hub revision (branch, tag or commit) to load."
-    )
-    cache_dir: str | None = Field(default=None, description="Hugging Face hub cache folder.")
-    local_files_only: bool = Field(
-        default=False, description="Never use the network: local folder or cache only."
-    )
-    quantize: str | None = Field(
-        default=None,
-        description=(
-            'None (exact, the default) or "int8": dynamic int8 linear layers on CPU, about 2x '
-            "faster, approximate (needs the int8 extra; see qwen3_rag.Embedder)."
-        ),
-    )
+    model: str = option_field(EmbedderOptions, "model", alias="model_name")
+    batch_size: int = option_field(EmbedderOptions, "batch_size")
     model_kwargs: dict[str, Any] | None = Field(
         default=None,
         description=(
@@ -228,21 +180,8 @@ class Qwen3Embeddings(BaseModel, Embeddings):
 
     @model_validator(mode="after")
     def _build_embedder(self) -> Qwen3Embeddings:
-        self._embedder = Embedder(
-            self.model,
-            instruction=self.instruction,
-            dimensions=self.dimensions,
-            device=self.device,
-            dtype=self.dtype,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            max_batch_tokens=self.max_batch_tokens,
-            revision=self.revision,
-            cache_dir=self.cache_dir,
-            local_files_only=self.local_files_only,
-            quantize=self.quantize,
-            show_progress=self.show_progress,
-        )
+        options = self.embedder_options(model=self.model, batch_size=self.batch_size)
+        self._embedder = Embedder.from_options(options)
         return self
 
     @property
@@ -293,8 +232,8 @@ class Qwen3Embeddings(BaseModel, Embeddings):
     def get_detailed_instruct(self, task_description: str, query: str) -> str:
         """Format a query by hand, as ``langchain-qwen3`` 0.1.2 asked users to.
 
-        Only valid with ``instruction=None``: otherwise :meth:`embed_query` already applies
-        the instruction and formatting twice would silently hurt retrieval.
+        Only valid with ``instruction=""`` (raw queries): otherwise :meth:`embed_query`
+        already applies the instruction and formatting twice would silently hurt retrieval.
 
         Args:
             task_description: The one-sentence task instruction.
@@ -307,7 +246,7 @@ class Qwen3Embeddings(BaseModel, Embeddings):
             ValueError: If this object has an instruction of its own.
 
         Example:
-            >>> emb = Qwen3Embeddings(model="Qwen/Qwen3-Embedding-0.6B", instruction=None)
+            >>> emb = Qwen3Embeddings(model="Qwen/Qwen3-Embedding-0.6B", instruction="")
             >>> emb.get_detailed_instruct("Retrieve parallel sentences", "Bonjour")
             'Instruct: Retrieve parallel sentences\\nQuery:Bonjour'
         """
@@ -316,6 +255,6 @@ class Qwen3Embeddings(BaseModel, Embeddings):
                 "embed_query already applies the instruction "
                 f"{self._embedder.instruction!r}; formatting the query again would apply it "
                 "twice. Pass instruction=task_description to Qwen3Embeddings and call "
-                "embed_query(query), or construct it with instruction=None."
+                'embed_query(query), or construct it with instruction="" (raw queries).'
             )
         return format_query(task_description, query)

@@ -8,18 +8,17 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.runnables.config import run_in_executor
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from qwen3_rag import DEFAULT_RERANKER_MODEL, Preset, Reranker
-from qwen3_rag._inputs import check_positive_int
-from qwen3_rag.instructions import DEFAULT_PRESET
-from qwen3_rag.loading import DeviceLike, DTypeLike
+from qwen3_rag import Reranker, RerankerOptions
+from qwen3_rag.fields import RerankerFields, option_field
+from qwen3_rag.options import check_positive_int
 
 __all__ = ["Qwen3CrossEncoder", "Qwen3Reranker"]
 
 
-class _RerankerSettings(BaseModel):
-    """Loading settings shared by :class:`Qwen3Reranker` and :class:`Qwen3CrossEncoder`."""
+class _RerankerSettings(RerankerFields):
+    """Model settings shared by :class:`Qwen3Reranker` and :class:`Qwen3CrossEncoder`."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -28,75 +27,15 @@ class _RerankerSettings(BaseModel):
         arbitrary_types_allowed=True,
     )
 
-    model: str = Field(
-        default=DEFAULT_RERANKER_MODEL,
-        alias="model_name",
-        description="Hugging Face hub id or local folder of a Qwen3-Reranker model.",
-    )
-    instruction: str | Preset | None = Field(
-        default=DEFAULT_PRESET,
-        description=(
-            "Task instruction: a preset name from qwen3_rag.PRESETS, one-sentence instruction "
-            "text or a Preset; None uses the default (web search)."
-        ),
-    )
-    device: DeviceLike = Field(
-        default=None,
-        description="'cpu', 'cuda', 'cuda:N' or 'mps'; None picks CUDA, else MPS, else CPU.",
-    )
-    dtype: DTypeLike = Field(
-        default=None,
-        description=(
-            "'float32', 'bfloat16', 'float16' (or a torch dtype); None uses float32 on "
-            "CPU/MPS and bfloat16 on CUDA."
-        ),
-    )
-    max_length: int = Field(
-        default=8192,
-        description=(
-            "Most tokens per query-document pair, template included; longer pairs are cut "
-            "inside the query and document, with a logged warning."
-        ),
-    )
-    batch_size: int = Field(default=16, description="Most pairs per forward pass.")
-    max_batch_tokens: int | None = Field(
-        default=16384,
-        description="Most padded tokens per forward pass (bounds memory); None for no bound.",
-    )
-    show_progress: bool = Field(default=False, description="Show a progress bar over pairs.")
-    revision: str | None = Field(
-        default=None, description="Hub revision (branch, tag or commit) to load."
-    )
-    cache_dir: str | None = Field(default=None, description="Hugging Face hub cache folder.")
-    local_files_only: bool = Field(
-        default=False, description="Never use the network: local folder or cache only."
-    )
-    quantize: str | None = Field(
-        default=None,
-        description=(
-            'None (exact, the default) or "int8": dynamic int8 linear layers on CPU, about 2x '
-            "faster, approximate (needs the int8 extra; see qwen3_rag.Reranker)."
-        ),
-    )
+    model: str = option_field(RerankerOptions, "model", alias="model_name")
+    batch_size: int = option_field(RerankerOptions, "batch_size")
 
     _reranker: Reranker = PrivateAttr()
 
     @model_validator(mode="after")
     def _build_reranker(self) -> _RerankerSettings:
-        self._reranker = Reranker(
-            self.model,
-            instruction=self.instruction,
-            device=self.device,
-            dtype=self.dtype,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            max_batch_tokens=self.max_batch_tokens,
-            revision=self.revision,
-            cache_dir=self.cache_dir,
-            local_files_only=self.local_files_only,
-            quantize=self.quantize,
-            show_progress=self.show_progress,
-        )
+        options = self.reranker_options(model=self.model, batch_size=self.batch_size)
+        self._reranker = Reranker.from_options(options)
         return self
 
     @property
@@ -128,7 +67,8 @@ class Qwen3Reranker(_RerankerSettings, BaseDocumentCompressor):
         top_n: int | None
             Documents to keep (default 3); ``None`` keeps all, reordered.
         instruction: str | Preset | None
-            Preset name or one-sentence instruction text. Default ``"web_search"``.
+            Preset name or one-sentence instruction text; ``None`` (default) uses
+            ``"web_search"``.
         device, dtype, max_length, batch_size:
             As for :class:`qwen3_rag.Reranker`.
 

@@ -14,7 +14,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, field_validator
 
 from langchain_qwen3.rerankers import Qwen3Reranker
-from qwen3_rag._inputs import check_positive_int
+from qwen3_rag.options import check_positive_int
 
 __all__ = ["Qwen3RerankRetriever"]
 

@@ -13,7 +13,7 @@ Example:
 """
 
 from llamaindex_qwen3.embeddings import Qwen3Embedding
-from llamaindex_qwen3.rerank import Qwen3Rerank
-from llamaindex_qwen3.retriever import Qwen3RerankRetriever
+from llamaindex_qwen3.postprocessors import Qwen3Rerank
+from llamaindex_qwen3.retrievers import Qwen3RerankRetriever
 
 __all__ = ["Qwen3Embedding", "Qwen3Rerank", "Qwen3RerankRetriever"]

@@ -6,14 +6,15 @@ import asyncio
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import PrivateAttr
 
-from qwen3_rag import DEFAULT_EMBEDDING_MODEL, Embedder
+from qwen3_rag import Embedder, EmbedderOptions
+from qwen3_rag.fields import EmbedderFields, option_field
 
 __all__ = ["Qwen3Embedding"]
 
 
-class Qwen3Embedding(BaseEmbedding):
+class Qwen3Embedding(EmbedderFields, BaseEmbedding):
     """Local Qwen3-Embedding for LlamaIndex: the published recipe, no server.
 
     Query embeddings (``get_query_embedding``) get the task instruction; text embeddings
@@ -32,7 +33,10 @@ class Qwen3Embedding(BaseEmbedding):
             (``model_name=`` is accepted as an alias).
         **kwargs: Any field of this class (``instruction``, ``dimensions``, ``device``,
             ``dtype``, ``max_length``, ``embed_batch_size``, ``max_batch_tokens``, ``revision``,
-            ``cache_dir``, ``local_files_only``) or of :class:`BaseEmbedding`.
+            ``cache_dir``, ``local_files_only``, ``quantize``, ``show_progress``; the same
+            types and defaults as :class:`qwen3_rag.EmbedderOptions`) or of
+            :class:`BaseEmbedding`. ``instruction=None`` (default) uses ``"web_search"``;
+            ``instruction=""`` embeds queries as raw text.
 
     Raises:
         ValueError: If ``model`` and ``model_name`` disagree, or the core rejects a value
@@ -45,57 +49,8 @@ class Qwen3Embedding(BaseEmbedding):
         >>> Settings.embed_model.get_query_embedding("capital of China?")  # doctest: +SKIP
     """
 
-    model_name: str = Field(
-        default=DEFAULT_EMBEDDING_MODEL,
-        description="Hugging Face hub id or local folder of the Qwen3-Embedding model.",
-    )
-    instruction: str | None = Field(
-        default="web_search",
-        description=(
-            "Query instruction: a preset name from qwen3_rag.PRESETS, literal instruction "
-            "text, or None to embed queries as raw text."
-        ),
-    )
-    dimensions: int | None = Field(
-        default=None,
-        description="Matryoshka output size (32 <= dimensions <= hidden size); None keeps all.",
-    )
-    device: str | None = Field(
-        default=None,
-        description="'cpu', 'cuda', 'cuda:N' or 'mps'; None picks CUDA, else MPS, else CPU.",
-    )
-    dtype: str | None = Field(
-        default=None,
-        description="'float32', 'bfloat16' or 'float16'; None: float32 on CPU/MPS, bf16 on CUDA.",
-    )
-    max_length: int = Field(
-        default=8192,
-        description="Most tokens per text, <|endoftext|> included; longer texts are truncated.",
-    )
-    embed_batch_size: int = Field(
-        default=32,
-        description="Texts per call into the core, which is also its most texts per forward pass.",
-        gt=0,
-        le=2048,
-    )
-    max_batch_tokens: int | None = Field(
-        default=16384,
-        description="Most padded tokens per forward pass (bounds memory); None: no bound.",
-    )
-    revision: str | None = Field(
-        default=None, description="Hub revision (branch, tag or commit) of the model."
-    )
-    cache_dir: str | None = Field(default=None, description="Hugging Face hub cache folder.")
-    local_files_only: bool = Field(
-        default=False, description="Never use the network; load from local files only."
-    )
-    quantize: str | None = Field(
-        default=None,
-        description=(
-            'None (exact, the default) or "int8": dynamic int8 linear layers on CPU, about 2x '
-            "faster, approximate (needs the int8 extra; see qwen3_rag.Embedder)."
-        ),
-    )
+    model_name: str = option_field(EmbedderOptions, "model")
+    embed_batch_size: int = option_field(EmbedderOptions, "batch_size", gt=0, le=2048)
 
     _embedder: Embedder = PrivateAttr()
 
@@ -110,20 +65,8 @@ class Qwen3Embedding(BaseEmbedding):
         if name is not None:
             kwargs["model_name"] = name
         super().__init__(**kwargs)
-        self._embedder = Embedder(
-            self.model_name,
-            instruction=self.instruction,
-            dimensions=self.dimensions,
-            device=self.device,
-            dtype=self.dtype,
-            max_length=self.max_length,
-            batch_size=self.embed_batch_size,
-            max_batch_tokens=self.max_batch_tokens,
-            revision=self.revision,
-            cache_dir=self.cache_dir,
-            local_files_only=self.local_files_only,
-            quantize=self.quantize,
-        )
+        options = self.embedder_options(model=self.model_name, batch_size=self.embed_batch_size)
+        self._embedder = Embedder.from_options(options)
 
     @classmethod
     def class_name(cls) -> str:

@@ -14,15 +14,16 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from qwen3_rag import DEFAULT_RERANKER_MODEL, Reranker
-from qwen3_rag._inputs import check_positive_int
+from qwen3_rag import Reranker, RerankerOptions
+from qwen3_rag.fields import RerankerFields, option_field
+from qwen3_rag.options import DEFAULT_RERANKER_MODEL, check_positive_int
 
 __all__ = ["Qwen3Rerank"]
 
 dispatcher = get_dispatcher(__name__)
 
 
-class Qwen3Rerank(BaseNodePostprocessor):
+class Qwen3Rerank(RerankerFields, BaseNodePostprocessor):
     """Local Qwen3-Reranker for LlamaIndex: rescore retrieved nodes, keep the best ``top_n``.
 
     Each node's text (``get_content(metadata_mode=MetadataMode.EMBED)``, as LlamaIndex's
@@ -41,9 +42,11 @@ class Qwen3Rerank(BaseNodePostprocessor):
 
     Args:
         model: Hugging Face hub id or local folder of a Qwen3-Reranker model.
-        **kwargs: Any other field of this class (``top_n``, ``instruction``,
-            ``keep_retrieval_score``, ``device``, ``dtype``, ``max_length``, ``batch_size``,
-            ``max_batch_tokens``, ``revision``, ``cache_dir``, ``local_files_only``).
+        **kwargs: Any other field of this class (``top_n``, ``keep_retrieval_score``,
+            ``instruction``, ``device``, ``dtype``, ``max_length``, ``batch_size``,
+            ``max_batch_tokens``, ``revision``, ``cache_dir``, ``local_files_only``,
+            ``quantize``, ``show_progress``; the same types and defaults as
+            :class:`qwen3_rag.RerankerOptions`).
 
     Raises:
         ValueError: If ``top_n`` is not ``None`` or a positive integer (a pydantic
@@ -57,19 +60,10 @@ class Qwen3Rerank(BaseNodePostprocessor):
         ... )
     """
 
-    model: str = Field(
-        default=DEFAULT_RERANKER_MODEL,
-        description="Hugging Face hub id or local folder of the Qwen3-Reranker model.",
-    )
+    model: str = option_field(RerankerOptions, "model")
+    batch_size: int = option_field(RerankerOptions, "batch_size")
     top_n: int | None = Field(
         default=3, description="Number of best nodes to return; None returns all, reordered."
-    )
-    instruction: str | None = Field(
-        default="web_search",
-        description=(
-            "Task instruction: a preset name from qwen3_rag.PRESETS or literal instruction "
-            "text; None uses the reranker's default (web search)."
-        ),
     )
     keep_retrieval_score: bool = Field(
         default=False,
@@ -78,56 +72,14 @@ class Qwen3Rerank(BaseNodePostprocessor):
             "the node; the input nodes are not modified)."
         ),
     )
-    device: str | None = Field(
-        default=None,
-        description="'cpu', 'cuda', 'cuda:N' or 'mps'; None picks CUDA, else MPS, else CPU.",
-    )
-    dtype: str | None = Field(
-        default=None,
-        description="'float32', 'bfloat16' or 'float16'; None: float32 on CPU/MPS, bf16 on CUDA.",
-    )
-    max_length: int = Field(
-        default=8192,
-        description="Most tokens per query-document pair, template included.",
-    )
-    batch_size: int = Field(default=16, description="Most pairs per forward pass.")
-    max_batch_tokens: int | None = Field(
-        default=16384,
-        description="Most padded tokens per forward pass (bounds memory); None: no bound.",
-    )
-    revision: str | None = Field(
-        default=None, description="Hub revision (branch, tag or commit) of the model."
-    )
-    cache_dir: str | None = Field(default=None, description="Hugging Face hub cache folder.")
-    local_files_only: bool = Field(
-        default=False, description="Never use the network; load from local files only."
-    )
-    quantize: str | None = Field(
-        default=None,
-        description=(
-            'None (exact, the default) or "int8": dynamic int8 linear layers on CPU, about 2x '
-            "faster, approximate (needs the int8 extra; see qwen3_rag.Reranker)."
-        ),
-    )
 
     _reranker: Reranker = PrivateAttr()
 
     def __init__(self, model: str = DEFAULT_RERANKER_MODEL, **kwargs: Any) -> None:
         kwargs["model"] = model
         super().__init__(**kwargs)
-        self._reranker = Reranker(
-            self.model,
-            instruction=self.instruction,
-            device=self.device,
-            dtype=self.dtype,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            max_batch_tokens=self.max_batch_tokens,
-            revision=self.revision,
-            cache_dir=self.cache_dir,
-            local_files_only=self.local_files_only,
-            quantize=self.quantize,
-        )
+        options = self.reranker_options(model=self.model, batch_size=self.batch_size)
+        self._reranker = Reranker.from_options(options)
 
     @field_validator("top_n")
     @classmethod

@@ -6,7 +6,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
-from llamaindex_qwen3.rerank import Qwen3Rerank
+from llamaindex_qwen3.postprocessors import Qwen3Rerank
 
 __all__ = ["Qwen3RerankRetriever"]
 

@@ -12,20 +12,43 @@ Example:
 LangChain classes live in ``langchain_qwen3``, LlamaIndex classes in ``llamaindex_qwen3``.
 """
 
-from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL, Embedder
+from qwen3_rag.embedder import Embedder
 from qwen3_rag.instructions import PRESETS, Preset
-from qwen3_rag.loading import ModelLoadError, clear_cache
-from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL, Reranker
+from qwen3_rag.loading import (
+    ModelKey,
+    ModelLoadError,
+    clear_cache,
+    loaded_models,
+    tune_cpu_threads,
+)
+from qwen3_rag.options import (
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_RERANKER_MODEL,
+    DeviceLike,
+    DTypeLike,
+    EmbedderOptions,
+    InstructionLike,
+    RerankerOptions,
+)
+from qwen3_rag.reranker import Reranker
 
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_RERANKER_MODEL",
     "PRESETS",
+    "DTypeLike",
+    "DeviceLike",
     "Embedder",
+    "EmbedderOptions",
+    "InstructionLike",
+    "ModelKey",
     "ModelLoadError",
     "Preset",
     "Reranker",
+    "RerankerOptions",
     "clear_cache",
+    "loaded_models",
+    "tune_cpu_threads",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

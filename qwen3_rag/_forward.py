@@ -15,103 +15,108 @@ embedding) do all the arithmetic; only the orchestration differs, and it is exac
   sequence (the last real token). The final layer computes keys and values for every
   position, but its query, attention output, MLP and the final norm only for that token.
 * **A shared prefix computed once** (reranker). Keys and values of a common token prefix
-  are computed once and every continuation attends to them; attention is causal, so this is
-  the same computation as running each full sequence.
+  are computed once (:func:`prefix_kv`) and every continuation attends to them
+  (:func:`last_hidden` with ``past``); attention is causal, so this is the same computation
+  as running each full sequence.
 
-:func:`supports` says whether a model has the structure this relies on; callers fall back
-to the model's own forward when it does not.
+This relies on transformers' module layout, which is not a public API. :func:`supports`
+checks every attribute it reads, and :func:`self_check` runs a short probe through both this
+path and the model's own forward at load time; callers use the model's own forward
+(:func:`model_last_hidden`) when either fails.
 
 Example:
     >>> import torch
     >>> from transformers import Qwen3Config, Qwen3Model
+    >>> from qwen3_rag.batching import right_pad
     >>> cfg = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=64,
     ...                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
     ...                   head_dim=8)
     >>> model = Qwen3Model(cfg).eval()
+    >>> supports(model)
+    True
     >>> ids, lengths = right_pad([[1, 2, 3], [4, 5]], 0, torch.device("cpu"))
     >>> last_hidden(model, ids, lengths).shape
     torch.Size([2, 32])
+    >>> self_check(model, pad_id=0) <= 1e-4
+    True
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from qwen3_rag.batching import left_pad
+from qwen3_rag.batching import left_pad, right_pad
 
-__all__ = ["KV", "final_hidden", "last_hidden", "prefix_kv", "right_pad", "supports"]
+__all__ = [
+    "KV",
+    "final_hidden",
+    "last_hidden",
+    "model_last_hidden",
+    "prefix_kv",
+    "self_check",
+    "supports",
+    "tolerance",
+]
+
+logger = logging.getLogger(__name__)
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 """Keys and values of every layer, each ``(1, kv_heads, prefix_len, head_dim)``, rotated."""
 
 _SDPA_GQA = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
+_MODEL_PARTS = ("embed_tokens", "norm", "rotary_emb", "layers", "config")
+_LAYER_PARTS = ("input_layernorm", "post_attention_layernorm", "mlp", "self_attn")
+_ATTENTION_PARTS = ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm")
 
 
 def supports(model: Any) -> bool:
-    """Whether ``model`` is a plain Qwen3 decoder stack this module can run.
+    """Whether ``model`` has every part, attribute and signature this module reads.
 
     Args:
         model: A loaded ``Qwen3Model`` (or anything shaped like one).
 
     Returns:
-        ``True`` for full-attention Qwen3 layers with the usual submodules.
+        ``True`` for a Qwen3 decoder stack with full (not sliding-window) attention in every
+        layer, the usual submodules, an integer ``head_dim`` and float ``scaling`` on each
+        attention module, and a rotary embedding called as ``rotary_emb(x, position_ids)``.
     """
-    cfg = getattr(model, "config", None)
-    layers = getattr(model, "layers", None)
-    if cfg is None or layers is None or len(layers) == 0:
+    if not all(hasattr(model, part) for part in _MODEL_PARTS):
         return False
-    if getattr(cfg, "model_type", None) != "qwen3":
+    cfg = model.config
+    if getattr(cfg, "model_type", None) != "qwen3" or getattr(cfg, "use_sliding_window", False):
         return False
     if any(t != "full_attention" for t in getattr(cfg, "layer_types", None) or []):
         return False
-    need = ("embed_tokens", "norm", "rotary_emb")
-    attn_need = ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm")
-    layer = layers[0]
-    return (
-        all(hasattr(model, n) for n in need)
-        and all(hasattr(layer.self_attn, n) for n in attn_need)
-        and all(hasattr(layer, n) for n in ("input_layernorm", "post_attention_layernorm", "mlp"))
-    )
-
-
-def right_pad(
-    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token id lists.
-
-    Args:
-        sequences: Token ids of each item (each non-empty).
-        pad_id: Id to pad with (never attended to by a real token).
-        device: Where to put the tensors.
-
-    Returns:
-        ``(input_ids, lengths)``: ``(batch, longest)`` and ``(batch,)``, int64.
-    """
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
-    return ids.to(device), lengths.to(device)
+    layers = model.layers
+    if len(layers) == 0:
+        return False
+    for layer in layers:
+        if not all(hasattr(layer, part) for part in _LAYER_PARTS):
+            return False
+        attn = layer.self_attn
+        if not all(hasattr(attn, part) for part in _ATTENTION_PARTS):
+            return False
+        if not isinstance(getattr(attn, "head_dim", None), int):
+            return False
+        if not isinstance(getattr(attn, "scaling", None), float):
+            return False
+    try:
+        params = list(inspect.signature(model.rotary_emb.forward).parameters)
+    except (TypeError, ValueError):
+        return False
+    return params[:2] == ["x", "position_ids"]
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
     return (x * cos) + (rotated * sin)
-
-
-def _heads(proj: Any, norm: Any | None, x: torch.Tensor, head_dim: int) -> torch.Tensor:
-    """Project ``x`` (B, T, hidden) to heads (B, heads, T, head_dim), norming per head."""
-    b, t, _ = x.shape
-    h: torch.Tensor = proj(x).view(b, t, -1, head_dim)
-    if norm is not None:
-        h = norm(h)
-    return h.transpose(1, 2)
 
 
 def _attend(
@@ -133,117 +138,86 @@ def _attend(
     )
 
 
-def _run(
-    model: Any,
-    ids: torch.Tensor,
-    lengths: torch.Tensor | None,
-    past: KV | None,
-    keep_kv: bool,
-) -> tuple[torch.Tensor | None, KV]:
-    """Run the stack over right-padded ``ids`` that continue ``past`` (if any).
+class _Pass:
+    """One pass over right-padded ``ids`` that continue ``past_len`` prefix tokens.
 
-    Projections, MLPs and norms run on the real tokens only, packed into one
-    ``(tokens, hidden)`` matrix, so padding costs them nothing; only attention sees the
-    padded ``(batch, heads, width, head_dim)`` layout, where right padding and the causal
-    mask keep every real token from seeing a pad.
-
-    Returns the final-norm hidden state at each row's last real token (unless ``keep_kv``,
-    which returns only the keys and values of every layer, for a prefix of batch 1).
+    Holds the layout (where the real tokens sit in the padded grid), the rotary tables and
+    the attention mask; its methods are the pieces of a decoder layer. Hidden states between
+    layers are packed: one row per real token.
     """
-    batch, width = ids.shape
-    past_len = past[0][0].shape[2] if past else 0
-    layers = list(model.layers)
-    attn0 = layers[0].self_attn
-    head_dim = int(attn0.head_dim)
-    scale = float(attn0.scaling)
-    dev = ids.device
-    if lengths is None:
-        lengths = torch.full((batch,), width, dtype=torch.long, device=dev)
 
-    real = torch.arange(width, device=dev).unsqueeze(0) < lengths.unsqueeze(1)  # (B, W)
-    flat = real.reshape(-1).nonzero().squeeze(1)  # where each real token sits in the grid
-    padded = flat.numel() < batch * width
-    last = lengths.cumsum(0) - 1  # each row's last token, in the packed order
-    last_pos = lengths - 1  # ... and its position within the row
+    def __init__(self, model: Any, ids: torch.Tensor, lengths: torch.Tensor, past_len: int):
+        self.batch, self.width = ids.shape
+        self.past_len = past_len
+        attn0 = model.layers[0].self_attn
+        self.head_dim = int(attn0.head_dim)
+        self.scale = float(attn0.scaling)
+        dev = ids.device
+        real = torch.arange(self.width, device=dev).unsqueeze(0) < lengths.unsqueeze(1)
+        self.flat = real.reshape(-1).nonzero().squeeze(1)  # each real token's place in the grid
+        self.padded = self.flat.numel() < self.batch * self.width
+        self.last = lengths.cumsum(0) - 1  # each row's last token, in the packed order
+        self.last_pos = lengths - 1  # ... and its position within the row
+        tokens = ids.reshape(-1)[self.flat] if self.padded else ids.reshape(-1)
+        self.x0: torch.Tensor = model.embed_tokens(tokens)  # (tokens, hidden)
+        positions = torch.arange(past_len, past_len + self.width, device=dev).unsqueeze(0)
+        cos, sin = model.rotary_emb(self.x0, positions)  # (1, W, head_dim)
+        self.cos, self.sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        self.mask: torch.Tensor | None = None
+        if past_len:
+            # every new token sees the whole prefix and the new tokens up to itself
+            mask = torch.ones((self.width, past_len + self.width), dtype=torch.bool, device=dev)
+            mask[:, past_len:] = torch.ones(
+                (self.width, self.width), dtype=torch.bool, device=dev
+            ).tril()
+            self.mask = mask
 
-    def to_grid(t: torch.Tensor, norm: Any | None) -> torch.Tensor:
+    def grid(self, t: torch.Tensor, norm: Any | None) -> torch.Tensor:
         """(tokens, heads * head_dim) -> (B, heads, W, head_dim), pads zero."""
-        t = t.view(t.shape[0], -1, head_dim)
+        t = t.view(t.shape[0], -1, self.head_dim)
         if norm is not None:
             t = norm(t)
-        if padded:
-            grid = t.new_zeros((batch * width, *t.shape[1:]))
-            grid[flat] = t
+        if self.padded:
+            grid = t.new_zeros((self.batch * self.width, *t.shape[1:]))
+            grid[self.flat] = t
             t = grid
-        return t.view(batch, width, -1, head_dim).transpose(1, 2)
+        return t.view(self.batch, self.width, -1, self.head_dim).transpose(1, 2)
 
-    x = model.embed_tokens(ids.reshape(-1)[flat] if padded else ids.reshape(-1))  # (T, hidden)
-    positions = torch.arange(past_len, past_len + width, device=dev).unsqueeze(0)
-    cos, sin = model.rotary_emb(x, positions)  # (1, W, head_dim)
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    mask: torch.Tensor | None = None
-    if past_len:
-        # every new token sees the whole prefix and the new tokens up to itself
-        mask = torch.ones((width, past_len + width), dtype=torch.bool, device=dev)
-        mask[:, past_len:] = torch.ones((width, width), dtype=torch.bool, device=dev).tril()
-
-    kept: KV = []
-    for n, layer in enumerate(layers):
+    def keys_values(self, layer: Any, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotated keys and values of the normed hidden states ``h``, in the grid layout."""
         attn = layer.self_attn
-        final = n == len(layers) - 1
-        h = layer.input_layernorm(x)
-        k = _rope(to_grid(attn.k_proj(h), attn.k_norm), cos, sin)
-        v = to_grid(attn.v_proj(h), None)
-        if past:
-            pk, pv = past[n]
-            k_all = torch.cat((pk.expand(batch, -1, -1, -1), k), dim=2)
-            v_all = torch.cat((pv.expand(batch, -1, -1, -1), v), dim=2)
-        else:
-            k_all, v_all = k, v
-        if keep_kv:
-            kept.append((k, v))
-            if final:
-                return None, kept
-        if not final:
-            q = _rope(to_grid(attn.q_proj(h), attn.q_norm), cos, sin)
-            out = _attend(q, k_all, v_all, mask=mask, causal=mask is None, scale=scale)
-            out = out.transpose(1, 2).reshape(batch * width, -1)
-            x = x + attn.o_proj(out[flat] if padded else out)
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
-            continue
-        # final layer: only the last real token of each row goes on
-        h_last = h[last].unsqueeze(1)  # (B, 1, hidden)
-        cos_l = cos[0, 0, last_pos].unsqueeze(1).unsqueeze(1)  # (B, 1, 1, head_dim)
-        sin_l = sin[0, 0, last_pos].unsqueeze(1).unsqueeze(1)
-        q = _rope(_heads(attn.q_proj, attn.q_norm, h_last, head_dim), cos_l, sin_l)
-        keys = torch.arange(past_len + width, device=dev)
-        see = (keys.unsqueeze(0) <= (last_pos + past_len).unsqueeze(1))[:, None, None, :]
-        out = _attend(q, k_all, v_all, mask=see, causal=False, scale=scale)
-        out = out.transpose(1, 2).reshape(batch, 1, -1)
-        x_last = x[last].unsqueeze(1) + attn.o_proj(out)
-        x_last = x_last + layer.mlp(layer.post_attention_layernorm(x_last))
-        return model.norm(x_last)[:, 0], kept
-    raise AssertionError("unreachable: the loop returns at the final layer")
+        k = _rope(self.grid(attn.k_proj(h), attn.k_norm), self.cos, self.sin)
+        return k, self.grid(attn.v_proj(h), None)
 
+    def layer(
+        self, layer: Any, x: torch.Tensor, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        """The rest of a decoder layer for every real token, given its keys and values."""
+        attn = layer.self_attn
+        q = _rope(self.grid(attn.q_proj(h), attn.q_norm), self.cos, self.sin)
+        out = _attend(q, k, v, mask=self.mask, causal=self.mask is None, scale=self.scale)
+        out = out.transpose(1, 2).reshape(self.batch * self.width, -1)
+        x = x + attn.o_proj(out[self.flat] if self.padded else out)
+        result: torch.Tensor = x + layer.mlp(layer.post_attention_layernorm(x))
+        return result
 
-def last_hidden(
-    model: Any, ids: torch.Tensor, lengths: torch.Tensor, past: KV | None = None
-) -> torch.Tensor:
-    """Final-norm hidden state at each row's last real token.
-
-    Args:
-        model: A Qwen3 decoder stack (``Qwen3Model``) for which :func:`supports` is true.
-        ids: ``(batch, width)`` right-padded token ids (see :func:`right_pad`).
-        lengths: ``(batch,)`` real length of each row (>= 1).
-        past: Keys and values of a shared prefix (from :func:`prefix_kv`) that every row
-            continues, or ``None``.
-
-    Returns:
-        ``(batch, hidden)`` in the model's dtype.
-    """
-    hidden, _ = _run(model, ids, lengths, past, keep_kv=False)
-    assert hidden is not None
-    return hidden
+    def last_layer(
+        self, layer: Any, x: torch.Tensor, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        """A decoder layer for each row's last real token only: ``(B, 1, hidden)``."""
+        attn = layer.self_attn
+        h_last = h[self.last].unsqueeze(1)  # (B, 1, hidden)
+        cos = self.cos[0, 0, self.last_pos].unsqueeze(1).unsqueeze(1)  # (B, 1, 1, head_dim)
+        sin = self.sin[0, 0, self.last_pos].unsqueeze(1).unsqueeze(1)
+        q = attn.q_norm(attn.q_proj(h_last).view(self.batch, 1, -1, self.head_dim))
+        q = _rope(q.transpose(1, 2), cos, sin)
+        keys = torch.arange(self.past_len + self.width, device=x.device)
+        see = keys.unsqueeze(0) <= (self.last_pos + self.past_len).unsqueeze(1)
+        out = _attend(q, k, v, mask=see[:, None, None, :], causal=False, scale=self.scale)
+        out = attn.o_proj(out.transpose(1, 2).reshape(self.batch, 1, -1))
+        x_last = x[self.last].unsqueeze(1) + out
+        result: torch.Tensor = x_last + layer.mlp(layer.post_attention_layernorm(x_last))
+        return result
 
 
 def prefix_kv(model: Any, prefix: Sequence[int], device: torch.device) -> KV:
@@ -258,8 +232,70 @@ def prefix_kv(model: Any, prefix: Sequence[int], device: torch.device) -> KV:
         Per layer ``(keys, values)``, each ``(1, kv_heads, len(prefix), head_dim)``.
     """
     ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
-    _, kv = _run(model, ids, None, None, keep_kv=True)
+    run = _Pass(model, ids, torch.tensor([len(prefix)], device=device), past_len=0)
+    x, kv = run.x0, []
+    layers = list(model.layers)
+    for n, layer in enumerate(layers):
+        h = layer.input_layernorm(x)
+        k, v = run.keys_values(layer, h)
+        kv.append((k, v))
+        if n < len(layers) - 1:  # the last layer's output is never read
+            x = run.layer(layer, x, h, k, v)
     return kv
+
+
+def last_hidden(
+    model: Any, ids: torch.Tensor, lengths: torch.Tensor, past: KV | None = None
+) -> torch.Tensor:
+    """Final-norm hidden state at each row's last real token.
+
+    Projections, MLPs and norms run on the real tokens only, packed into one
+    ``(tokens, hidden)`` matrix, so padding costs them nothing; only attention sees the
+    padded ``(batch, heads, width, head_dim)`` layout, where right padding and the causal
+    mask keep every real token from seeing a pad.
+
+    Args:
+        model: A Qwen3 decoder stack (``Qwen3Model``) for which :func:`supports` is true.
+        ids: ``(batch, width)`` right-padded token ids (see
+            :func:`qwen3_rag.batching.right_pad`).
+        lengths: ``(batch,)`` real length of each row (>= 1).
+        past: Keys and values of a shared prefix (from :func:`prefix_kv`) that every row
+            continues, or ``None``.
+
+    Returns:
+        ``(batch, hidden)`` in the model's dtype.
+    """
+    run = _Pass(model, ids, lengths, past_len=past[0][0].shape[2] if past else 0)
+    x = run.x0
+    layers = list(model.layers)
+    for n, layer in enumerate(layers):
+        h = layer.input_layernorm(x)
+        k, v = run.keys_values(layer, h)
+        if past:
+            pk, pv = past[n]
+            k = torch.cat((pk.expand(run.batch, -1, -1, -1), k), dim=2)
+            v = torch.cat((pv.expand(run.batch, -1, -1, -1), v), dim=2)
+        if n < len(layers) - 1:
+            x = run.layer(layer, x, h, k, v)
+        else:
+            x = run.last_layer(layer, x, h, k, v)
+    out: torch.Tensor = model.norm(x)[:, 0]
+    return out
+
+
+def model_last_hidden(
+    model: Any, sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> torch.Tensor:
+    """The same as :func:`final_hidden`, through transformers' own forward (the reference).
+
+    Left padding with an attention mask, and position ids that ignore the padding, so every
+    result is independent of its batch (the recipe's layout).
+    """
+    ids, mask, positions = left_pad(sequences, pad_id, device)
+    hidden: torch.Tensor = model(
+        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+    ).last_hidden_state
+    return hidden[:, -1]
 
 
 def final_hidden(
@@ -278,8 +314,8 @@ def final_hidden(
         sequences: Token ids of each item (each non-empty).
         pad_id: Id to pad with.
         device: The model's device.
-        fast: Whether :func:`supports` holds for ``model``; otherwise transformers' own
-            forward runs, left-padded with positions that ignore the padding.
+        fast: Whether the lean path applies (:func:`supports` and :func:`self_check` passed);
+            otherwise transformers' own forward runs (:func:`model_last_hidden`).
         past: A shared prefix from :func:`prefix_kv` (fast path only).
 
     Returns:
@@ -290,8 +326,54 @@ def final_hidden(
         return last_hidden(model, ids, lengths, past)
     if past is not None:
         raise ValueError("a shared prefix needs the lean forward (fast=True)")
-    ids, mask, positions = left_pad(sequences, pad_id, device)
-    hidden: torch.Tensor = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
-    ).last_hidden_state
-    return hidden[:, -1]
+    return model_last_hidden(model, sequences, pad_id, device)
+
+
+def tolerance(dtype: torch.dtype, quantize: str | None = None) -> float:
+    """Largest difference :func:`self_check` accepts: 1e-4 in float32, else 3e-2.
+
+    16-bit types keep about three significant digits, and int8 layers quantize activations
+    per call, so two exact orderings of the same arithmetic drift apart by ~1e-3 there (4e-3
+    measured on a random-weight model); a broken layout (a missing norm, a wrong rotary)
+    differs by O(1e-1) and more, far above either bound.
+    """
+    return 1e-4 if dtype == torch.float32 and quantize is None else 3e-2
+
+
+def _probe(vocab_size: int) -> list[list[int]]:
+    """Three token sequences of different lengths that share a 5-token prefix."""
+    ids = [(37 * i + 11) % max(2, min(vocab_size, 4096)) for i in range(16)]
+    return [ids[:12], ids[:5] + ids[12:16], ids[:5] + ids[7:9]]
+
+
+@torch.inference_mode()
+def self_check(model: Any, pad_id: int) -> float:
+    """Run a short probe through the lean path and the model's own forward; return the gap.
+
+    The probe covers padding (three lengths in one batch) and a shared prefix (its keys and
+    values computed once, then continued). Outputs are compared after L2 normalisation, the
+    form both models' results are read in.
+
+    Args:
+        model: A Qwen3 decoder stack for which :func:`supports` is true.
+        pad_id: The padding token id.
+
+    Returns:
+        The largest absolute difference between the two paths (compare with
+        :func:`tolerance`); ``inf`` if the lean path raised.
+    """
+    device = model.embed_tokens.weight.device
+    sequences = _probe(int(model.embed_tokens.weight.shape[0]))
+    reference = F.normalize(model_last_hidden(model, sequences, pad_id, device).float(), dim=-1)
+    try:
+        lean = final_hidden(model, sequences, pad_id, device, fast=True)
+        past = prefix_kv(model, sequences[0][:5], device)
+        rests = [s[5:] for s in sequences]
+        shared = final_hidden(model, rests, pad_id, device, fast=True, past=past)
+    except Exception:  # a layout this module does not know: the caller falls back
+        logger.debug("the lean forward failed on the probe", exc_info=True)
+        return float("inf")
+    gaps = [
+        (F.normalize(out.float(), dim=-1) - reference).abs().max().item() for out in (lean, shared)
+    ]
+    return max(gaps)

@@ -1,4 +1,4 @@
-"""Length-sorted, token-budget batches, and padding that keeps results batch-invariant.
+"""Length-sorted, token-budget batches, truncating encoding, and padding.
 
 Texts of similar length go together so little compute is spent on padding; a batch is cut
 when it reaches ``batch_size`` items or when its padded size (items x longest) would pass
@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from qwen3_rag._inputs import check_positive_int
+from qwen3_rag.options import check_positive_int
 
-__all__ = ["MAX_PADDING", "encode_truncated", "left_pad", "plan_batches"]
+__all__ = ["MAX_PADDING", "encode_truncated", "left_pad", "plan_batches", "right_pad"]
 
 #: Cut a length-sorted batch once more than this fraction of it would be padding (attention
 #: still pays for padding; projections and MLPs do not, see ``qwen3_rag._forward``).
@@ -133,3 +133,29 @@ def left_pad(
             mask[row, width - len(seq) :] = 1
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
     return ids.to(device), mask.to(device), positions.to(device)
+
+
+def right_pad(
+    sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists (the lean forward's layout: pads after every real token).
+
+    Args:
+        sequences: Token ids of each item (each non-empty).
+        pad_id: Id to pad with (never attended to by a real token under causal attention).
+        device: Where to put the tensors.
+
+    Returns:
+        ``(input_ids, lengths)``: ``(batch, longest)`` and ``(batch,)``, int64.
+
+    Example:
+        >>> ids, lengths = right_pad([[7, 8, 9], [5]], pad_id=0, device=torch.device("cpu"))
+        >>> ids.tolist(), lengths.tolist()
+        ([[7, 8, 9], [5, 0, 0]], [3, 1])
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
+    return ids.to(device), lengths.to(device)

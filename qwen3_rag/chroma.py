@@ -26,9 +26,10 @@ from typing import Any
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
-from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL, Embedder
-from qwen3_rag.instructions import DEFAULT_PRESET, PRESETS, InstructionLike, Preset
-from qwen3_rag.loading import DeviceLike, DTypeLike, ModelSource
+from qwen3_rag.embedder import Embedder
+from qwen3_rag.instructions import PRESETS, Preset
+from qwen3_rag.loading import ModelSource
+from qwen3_rag.options import DEFAULT_EMBEDDING_MODEL, DeviceLike, DTypeLike, InstructionLike
 
 __all__ = ["EMBEDDING_FUNCTION_NAME", "Qwen3EmbeddingFunction"]
 
@@ -44,10 +45,13 @@ def _persisted_model(model: str) -> str:
     return os.path.abspath(source.location) if source.is_local else model
 
 
-def _instruction_config(preset: Preset | None) -> tuple[str | None, bool]:
-    """The persisted form of an instruction: a preset name when it is one, else its text."""
+def _instruction_config(preset: Preset | None) -> tuple[str, bool]:
+    """The persisted form of an instruction: a preset name when it is one, else its text.
+
+    No instruction (raw queries) is persisted as ``""``.
+    """
     if preset is None:
-        return None, False
+        return "", False
     if PRESETS.get(preset.name) == preset:
         return preset.name, preset.symmetric
     return preset.instruction, preset.symmetric
@@ -65,7 +69,8 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         model: Hugging Face hub id or local folder of a Qwen3-Embedding model. A local folder
             is persisted as an absolute path.
         instruction: Query instruction: preset name, instruction text, a
-            :class:`~qwen3_rag.instructions.Preset`, or ``None`` (see :class:`Embedder`).
+            :class:`~qwen3_rag.instructions.Preset`; ``None`` for the default
+            (``"web_search"``), ``""`` for raw queries (see :class:`Embedder`).
         dimensions: Matryoshka output size, or ``None`` for the model's full size.
         device: Device for the model (not persisted: chosen afresh on each machine).
         dtype: Compute dtype (not persisted).
@@ -86,7 +91,7 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         self,
         model: str = DEFAULT_EMBEDDING_MODEL,
         *,
-        instruction: InstructionLike = DEFAULT_PRESET,
+        instruction: InstructionLike = None,
         dimensions: int | None = None,
         device: DeviceLike = None,
         dtype: DTypeLike = None,
@@ -172,7 +177,8 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             ValueError: If the configuration is malformed.
         """
         Qwen3EmbeddingFunction.validate_config(config)
-        text = config.get("instruction")
+        # A null instruction was written by qwen3-rag 0.1 for "no instruction".
+        text = config.get("instruction") or ""
         instruction: InstructionLike = text
         if isinstance(text, str) and text not in PRESETS and config.get("instruction_symmetric"):
             instruction = Preset("custom", text, symmetric=True)

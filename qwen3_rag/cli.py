@@ -237,10 +237,10 @@ def _embedding_function(args: argparse.Namespace, persisted: dict[str, Any] | No
         if args.dimensions is not None
         else persisted.get("dimensions"),
     }
-    instruction = Qwen3EmbeddingFunction.build_from_config(config).embedder.preset
+    preset = Qwen3EmbeddingFunction.build_from_config(config).embedder.preset
     return Qwen3EmbeddingFunction(
         config["model"],
-        instruction=instruction,
+        instruction=preset if preset is not None else "",
         dimensions=config["dimensions"],
         revision=config["revision"],
         device=args.device,

@@ -17,72 +17,55 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
-from qwen3_rag._inputs import check_positive_int, check_texts
+from qwen3_rag._model import ModelBase, Runtime
 from qwen3_rag.batching import MAX_PADDING, encode_truncated, plan_batches
-from qwen3_rag.instructions import (
-    DEFAULT_PRESET,
-    InstructionLike,
-    Preset,
-    format_query,
-    resolve_instruction,
-)
-from qwen3_rag.loading import (
+from qwen3_rag.instructions import EOS_TOKEN, Preset, format_query, resolve_instruction
+from qwen3_rag.loading import load_config, token_id
+from qwen3_rag.options import (
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_MAX_BATCH_TOKENS,
+    DEFAULT_MAX_LENGTH,
+    MIN_DIMENSIONS,
     DeviceLike,
     DTypeLike,
-    ModelSource,
-    check_quantize,
-    load_config,
-    load_fast_tokenizer,
-    load_pretrained,
-    quantize_int8,
-    resolve_device,
-    resolve_dtype,
-    shared,
-    token_id,
+    EmbedderOptions,
+    InstructionLike,
+    check_texts,
 )
 
 __all__ = ["DEFAULT_EMBEDDING_MODEL", "Embedder"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
-EOS_TOKEN = "<|endoftext|>"
-MIN_DIMENSIONS = 32
-
 
 @dataclass
-class _EmbeddingRuntime:
+class _EmbeddingRuntime(Runtime):
     """One loaded embedding model, shared by every :class:`Embedder` that asks for it."""
 
-    tokenizer: Any
-    model: Any
     eos_id: int
     hidden_size: int
-    device: torch.device
-    lock: threading.Lock
-    fast: bool = False  # the lean forward of qwen3_rag._forward applies
 
 
-class Embedder:
+class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
     """Qwen3-Embedding on local hardware, exactly as the Qwen team specified it.
 
     Constructing an ``Embedder`` loads nothing; the model loads on first use and is shared by
-    every ``Embedder`` (and adapter) in the process with the same model, revision, device and
-    dtype. Methods are safe to call from several threads.
+    every ``Embedder`` (and adapter) in the process with the same model, revision, device,
+    dtype and quantization. Methods are safe to call from several threads. Every argument is
+    also a field of :class:`~qwen3_rag.EmbedderOptions` (``Embedder.from_options(options)``).
 
     Args:
         model: Hugging Face hub id or local folder of a Qwen3-Embedding model.
-        instruction: Query instruction: a preset name from
-            :data:`qwen3_rag.instructions.PRESETS` (default ``"web_search"``), literal
-            instruction text, a :class:`~qwen3_rag.instructions.Preset`, or ``None`` for raw
-            text. Symmetric presets apply it to documents too.
+        instruction: Query instruction: a preset name from :data:`qwen3_rag.PRESETS`, literal
+            instruction text, or a :class:`~qwen3_rag.Preset`; ``None`` (the default) uses
+            ``"web_search"``; ``""`` embeds queries as raw text. Symmetric presets apply it
+            to documents too.
         dimensions: Matryoshka output size (``32 <= dimensions <= hidden size``); the first
             ``dimensions`` values are kept and then re-normalised. ``None`` keeps all.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; default CUDA, else MPS, else CPU.
@@ -103,58 +86,65 @@ class Embedder:
             off where vectors must match other float32 indexes bit for bit.
         show_progress: Show a tqdm progress bar over the texts.
 
+    Raises:
+        ValueError: If a value is out of range (e.g. ``dimensions < 32``), an instruction is a
+            typo of a preset name, or the device is not available.
+        TypeError: If a value has the wrong type.
+
     Example:
         >>> from qwen3_rag import Embedder
-        >>> emb = Embedder("Qwen/Qwen3-Embedding-0.6B")  # doctest: +SKIP
+        >>> emb = Embedder("Qwen/Qwen3-Embedding-0.6B", dimensions=256)  # loads nothing yet
+        >>> emb.options.batch_size, emb.preset.name
+        (32, 'web_search')
         >>> q = emb.embed_queries(["What is the capital of China?"])  # doctest: +SKIP
         >>> d = emb.embed_documents(["The capital of China is Beijing."])  # doctest: +SKIP
         >>> float(q @ d.T)  # doctest: +SKIP
         0.7646
     """
 
+    kind = "embedder"
+
     def __init__(
         self,
         model: str = DEFAULT_EMBEDDING_MODEL,
         *,
-        instruction: InstructionLike = DEFAULT_PRESET,
+        instruction: InstructionLike = None,
         dimensions: int | None = None,
         device: DeviceLike = None,
         dtype: DTypeLike = None,
-        max_length: int = 8192,
+        max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = 32,
-        max_batch_tokens: int | None = 16384,
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         revision: str | None = None,
         cache_dir: str | None = None,
         local_files_only: bool = False,
-        show_progress: bool = False,
         quantize: str | None = None,
+        show_progress: bool = False,
     ) -> None:
-        self.source = ModelSource(model, revision, cache_dir, local_files_only)
-        self.preset: Preset | None = resolve_instruction(instruction)
-        if dimensions is not None:
-            check_positive_int(dimensions, "dimensions", MIN_DIMENSIONS)
-        self.dimensions = dimensions
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.max_length = check_positive_int(max_length, "max_length", 2)
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        if max_batch_tokens is not None:
-            check_positive_int(max_batch_tokens, "max_batch_tokens")
-        self.max_batch_tokens = max_batch_tokens
-        self.show_progress = bool(show_progress)
-        self.quantize = check_quantize(quantize, self.device, self.dtype)
+        super().__init__(
+            EmbedderOptions(
+                model=model,
+                instruction=instruction,
+                dimensions=dimensions,
+                device=device,
+                dtype=dtype,
+                max_length=max_length,
+                batch_size=batch_size,
+                max_batch_tokens=max_batch_tokens,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                quantize=quantize,
+                show_progress=show_progress,
+            )
+        )
+        self.preset: Preset | None = self.options.preset
         self._hidden_size: int | None = None
 
-    def __repr__(self) -> str:
-        return (
-            f"Embedder(model={self.source.model!r}, device={self.device.type!r}, "
-            f"dtype={str(self.dtype).removeprefix('torch.')!r}, dimensions={self.dimensions})"
-        )
-
     @property
-    def model(self) -> str:
-        """The hub id or folder this embedder loads."""
-        return self.source.model
+    def dimensions(self) -> int | None:
+        """The Matryoshka size asked for, or ``None`` for the model's full size."""
+        return self.options.dimensions
 
     @property
     def instruction(self) -> str | None:
@@ -185,20 +175,15 @@ class Embedder:
             )
         return self.dimensions
 
-    def load(self) -> Embedder:
-        """Load the model now instead of on first use; returns ``self``."""
-        self._runtime()
-        return self
-
     def embed_queries(
-        self, texts: Sequence[str], *, instruction: InstructionLike | None = None
+        self, texts: Sequence[str], *, instruction: InstructionLike = None
     ) -> np.ndarray:
         """Embed search queries, with the instruction.
 
         Args:
             texts: The queries.
             instruction: Override this embedder's instruction for this call (preset name,
-                text or ``Preset``); ``None`` uses the embedder's.
+                text, ``Preset``, or ``""`` for raw text); ``None`` uses the embedder's.
 
         Returns:
             ``float32`` array of shape ``(len(texts), dimension)``, rows L2-normalised.
@@ -206,11 +191,11 @@ class Embedder:
         Raises:
             TypeError: If ``texts`` is a bare string or holds a non-string.
         """
-        preset = self.preset if instruction is None else resolve_instruction(instruction)
+        preset = self._preset(instruction)
         return self._embed(check_texts(texts), preset.instruction if preset else None)
 
     def embed_documents(
-        self, texts: Sequence[str], *, instruction: InstructionLike | None = None
+        self, texts: Sequence[str], *, instruction: InstructionLike = None
     ) -> np.ndarray:
         """Embed documents: raw text, or with the instruction for symmetric presets.
 
@@ -225,35 +210,33 @@ class Embedder:
         Raises:
             TypeError: If ``texts`` is a bare string or holds a non-string.
         """
-        preset = self.preset if instruction is None else resolve_instruction(instruction)
+        preset = self._preset(instruction)
         applied = preset.instruction if preset is not None and preset.symmetric else None
         return self._embed(check_texts(texts), applied)
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _preset(self, instruction: InstructionLike) -> Preset | None:
+        return self.preset if instruction is None else resolve_instruction(instruction)
+
     def _runtime(self) -> _EmbeddingRuntime:
-        key = ("embedder", self.source, self.device, self.dtype, self.quantize)
-        rt = shared(key, self._load_runtime)
+        rt = super()._runtime()
         self._hidden_size = rt.hidden_size
         return rt
 
     def _load_runtime(self) -> _EmbeddingRuntime:
         from transformers import AutoModel
 
-        tokenizer = load_fast_tokenizer(self.source)
+        tokenizer, model = self._load(AutoModel)
         eos_id = token_id(tokenizer, EOS_TOKEN, self.source)
-        model = load_pretrained(AutoModel, self.source, self.device, self.dtype)
-        if self.quantize == "int8":
-            quantize_int8(model)
-        hidden = int(model.config.hidden_size)
         return _EmbeddingRuntime(
-            tokenizer,
-            model,
-            eos_id,
-            hidden,
-            self.device,
-            threading.Lock(),
-            fast=_forward.supports(model),
+            tokenizer=tokenizer,
+            model=model,
+            device=self.device,
+            lock=threading.Lock(),
+            fast=self._prepare(model, eos_id),
+            eos_id=eos_id,
+            hidden_size=int(model.config.hidden_size),
         )
 
     def _tokenize(self, rt: _EmbeddingRuntime, texts: list[str]) -> list[list[int]]:

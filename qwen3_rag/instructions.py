@@ -28,6 +28,7 @@ from types import MappingProxyType
 __all__ = [
     "DEFAULT_INSTRUCTION",
     "DEFAULT_PRESET",
+    "EOS_TOKEN",
     "PRESETS",
     "RERANK_PREFIX",
     "RERANK_SUFFIX",
@@ -171,8 +172,13 @@ DEFAULT_PRESET = "web_search"
 DEFAULT_INSTRUCTION = PRESETS[DEFAULT_PRESET].instruction
 
 #: What the ``instruction`` arguments accept: a preset name, literal text, a :class:`Preset`,
-#: or ``None`` for no instruction at all.
+#: ``None`` for the default (:data:`DEFAULT_PRESET`, or the object's own for a per-call
+#: argument), or ``""`` for no instruction (queries embedded as raw text).
 InstructionLike = str | Preset | None
+
+#: The token every Qwen3-Embedding input ends with (also the padding token of both models).
+#: It is not ``tokenizer.eos_token`` (``<|im_end|>``).
+EOS_TOKEN = "<|endoftext|>"
 
 RERANK_PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
@@ -187,8 +193,8 @@ def resolve_instruction(instruction: InstructionLike) -> Preset | None:
 
     Args:
         instruction: A preset name from :data:`PRESETS`, literal instruction text (applied to
-            queries only), a :class:`Preset` (for a custom symmetric instruction), or ``None``
-            / ``""`` for no instruction.
+            queries only), a :class:`Preset` (for a custom symmetric instruction), ``None`` for
+            the default preset (:data:`DEFAULT_PRESET`), or ``""`` for no instruction.
 
     Returns:
         The preset to apply, or ``None`` when texts are to be embedded raw.
@@ -203,9 +209,11 @@ def resolve_instruction(instruction: InstructionLike) -> Preset | None:
         'Given a web search query, retrieve relevant passages that answer the query'
         >>> resolve_instruction("Find recipes for the dish").symmetric
         False
+        >>> resolve_instruction(None).name, resolve_instruction("")
+        ('web_search', None)
     """
     if instruction is None:
-        return None
+        return PRESETS[DEFAULT_PRESET]
     if isinstance(instruction, Preset):
         if not instruction.instruction.strip():
             raise ValueError("instruction: a Preset needs non-empty instruction text")

@@ -1,9 +1,14 @@
 """Model source, device and dtype choice, and the per-process shared model cache.
 
 Nothing here runs a model. :func:`shared` hands every caller that asks for the same
-(kind, model, revision, device, dtype, quantization) the same loaded object, loading it once,
-lazily, under a lock, so any number of adapter objects in a process share one copy of the
-weights.
+:class:`ModelKey` (kind, model, revision, device, dtype, quantization) the same loaded object,
+loading it once, lazily, under a lock, so any number of adapter objects in a process share one
+copy of the weights. :func:`loaded_models` lists what is loaded; :func:`clear_cache` drops it.
+
+Nothing here changes process-wide state on its own: loading a model leaves torch's thread
+count alone. :func:`tune_cpu_threads` caps it at the cores this process may use (the
+``qwen3-rag`` command and the benchmarks call it; call it yourself in a container or under
+``taskset``, where torch's default can exceed the usable cores).
 
 Example:
     >>> from qwen3_rag.loading import resolve_device, resolve_dtype
@@ -20,16 +25,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import torch
+
+from qwen3_rag.options import QUANTIZATIONS, DeviceLike, DTypeLike
 
 __all__ = [
     "DTypeLike",
     "DeviceLike",
+    "ModelKey",
     "ModelLoadError",
     "ModelSource",
-    "QUANTIZATIONS",
     "check_quantize",
     "clear_cache",
     "cpu_threads",
@@ -37,18 +44,16 @@ __all__ = [
     "load_fast_tokenizer",
     "load_pretrained",
     "load_tokenizer",
+    "loaded_models",
     "quantize_int8",
-    "tune_cpu_threads",
     "resolve_device",
     "resolve_dtype",
     "shared",
     "token_id",
+    "tune_cpu_threads",
 ]
 
 logger = logging.getLogger(__name__)
-
-DeviceLike = str | torch.device | None
-DTypeLike = str | torch.dtype | None
 
 _DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -344,16 +349,17 @@ def load_pretrained(
         model = auto_class.from_pretrained(source.location, **kwargs)
     except (OSError, ValueError) as exc:
         raise source.describe_failure("weights", exc) from exc
-    if device.type == "cpu":
-        tune_cpu_threads()
+    if device.type == "cpu" and torch.get_num_threads() > cpu_threads():
+        logger.info(
+            "torch uses %d threads but this process may use %d cores; "
+            "qwen3_rag.tune_cpu_threads() caps them (often faster in containers)",
+            torch.get_num_threads(),
+            cpu_threads(),
+        )
     model.to(device)
     model.eval()
     model.requires_grad_(False)
     return model
-
-
-QUANTIZATIONS = ("int8",)
-"""The values ``quantize=`` accepts besides ``None``."""
 
 
 def check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtype) -> str | None:
@@ -373,7 +379,8 @@ def check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtyp
     """
     if quantize is None:
         return None
-    if not isinstance(quantize, str) or quantize.strip().lower() not in QUANTIZATIONS:
+    value = quantize.strip().lower() if isinstance(quantize, str) else None
+    if value not in QUANTIZATIONS:
         raise ValueError(f"quantize={quantize!r}: use None (exact) or 'int8' (CPU)")
     if device.type != "cpu":
         raise ValueError(
@@ -381,7 +388,7 @@ def check_quantize(quantize: str | None, device: torch.device, dtype: torch.dtyp
         )
     if dtype != torch.float32:
         raise ValueError(f"quantize={quantize!r} computes in float32; leave dtype unset")
-    return quantize.strip().lower()
+    return value
 
 
 def quantize_int8(model: torch.nn.Module) -> None:
@@ -420,37 +427,66 @@ def cpu_threads() -> int:
     return max(1, cores)
 
 
-def tune_cpu_threads() -> None:
+def tune_cpu_threads() -> int:
     """Cap torch's intra-op threads at the usable cores, unless the user chose a count.
 
-    torch sizes its pool from the machine's cores, which in a container or under ``taskset``
-    can exceed the cores actually available; the extra threads then fight over them. An
-    explicit ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` or an earlier ``torch.set_num_threads``
-    lower than the cap is left alone. Tokenization finishes before the forward passes start,
-    so the tokenizer's own thread pool never competes with torch's.
+    This changes process-wide state, so the library never calls it on its own: the
+    ``qwen3-rag`` command and the benchmarks do, and you may. torch sizes its pool from the
+    machine's cores, which in a container or under ``taskset`` can exceed the cores actually
+    available; the extra threads then fight over them. An explicit
+    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` or an earlier ``torch.set_num_threads`` lower than
+    the cap is left alone.
+
+    Returns:
+        torch's intra-op thread count afterwards.
+
+    Example:
+        >>> from qwen3_rag import tune_cpu_threads
+        >>> tune_cpu_threads() >= 1
+        True
     """
     if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
-        return
+        return torch.get_num_threads()
     usable = cpu_threads()
     if torch.get_num_threads() > usable:
         torch.set_num_threads(usable)
+    return torch.get_num_threads()
 
 
 T = TypeVar("T")
 
-_cache: dict[tuple[Any, ...], Any] = {}
-_key_locks: dict[tuple[Any, ...], threading.Lock] = {}
+
+class ModelKey(NamedTuple):
+    """The identity of one loaded model: objects with equal keys share its weights.
+
+    Attributes:
+        kind: ``"embedder"`` or ``"reranker"``.
+        source: Where the weights come from (model, revision, cache folder, offline flag).
+        device: The device it runs on.
+        dtype: Its compute dtype.
+        quantize: ``None`` or ``"int8"``.
+    """
+
+    kind: str
+    source: ModelSource
+    device: torch.device
+    dtype: torch.dtype
+    quantize: str | None
+
+
+_cache: dict[Any, Any] = {}
+_key_locks: dict[Any, threading.Lock] = {}
 _cache_lock = threading.Lock()
 
 
-def shared(key: tuple[Any, ...], load: Callable[[], T]) -> T:
+def shared(key: Any, load: Callable[[], T]) -> T:
     """Return the process-wide object for ``key``, calling ``load()`` once to create it.
 
     Concurrent first calls for the same key wait for one load; different keys load in
     parallel.
 
     Args:
-        key: A hashable identity, e.g. ``("embedder", model, revision, device, dtype, quant)``.
+        key: A hashable identity, usually a :class:`ModelKey`.
         load: Builds the object when it is not cached yet.
 
     Returns:
@@ -471,8 +507,31 @@ def shared(key: tuple[Any, ...], load: Callable[[], T]) -> T:
         return value
 
 
-def clear_cache() -> None:
-    """Drop every shared model (the memory is freed once no object refers to them)."""
+def loaded_models() -> list[ModelKey]:
+    """The models loaded in this process, in loading order.
+
+    Example:
+        >>> from qwen3_rag import loaded_models
+        >>> [key.kind for key in loaded_models()]  # doctest: +SKIP
+        ['embedder', 'reranker']
+    """
     with _cache_lock:
-        _cache.clear()
-        _key_locks.clear()
+        return [key for key in _cache if isinstance(key, ModelKey)]
+
+
+def clear_cache(key: ModelKey | None = None) -> None:
+    """Drop one shared model, or all of them (memory is freed once no object refers to them).
+
+    Objects that used a dropped model load it again on their next call.
+
+    Args:
+        key: The model to drop (from :func:`loaded_models` or an object's ``.key``); ``None``
+            drops every model.
+    """
+    with _cache_lock:
+        if key is None:
+            _cache.clear()
+            _key_locks.clear()
+        else:
+            _cache.pop(key, None)
+            _key_locks.pop(key, None)

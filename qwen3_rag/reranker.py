@@ -18,72 +18,68 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
-from qwen3_rag._inputs import check_positive_int, check_texts
+from qwen3_rag._model import ModelBase, Runtime
 from qwen3_rag.batching import MAX_PADDING, encode_truncated, plan_batches
 from qwen3_rag.instructions import (
-    DEFAULT_INSTRUCTION,
-    DEFAULT_PRESET,
+    EOS_TOKEN,
     RERANK_PREFIX,
     RERANK_SUFFIX,
-    InstructionLike,
     format_rerank_body,
-    resolve_instruction,
 )
-from qwen3_rag.loading import (
+from qwen3_rag.loading import token_id
+from qwen3_rag.options import (
+    DEFAULT_MAX_BATCH_TOKENS,
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_RERANKER_MODEL,
     DeviceLike,
     DTypeLike,
-    ModelSource,
-    check_quantize,
-    load_fast_tokenizer,
-    load_pretrained,
-    quantize_int8,
-    resolve_device,
-    resolve_dtype,
-    shared,
-    token_id,
+    InstructionLike,
+    RerankerOptions,
+    check_positive_int,
+    check_rerank_instruction,
+    check_texts,
 )
 
 __all__ = ["DEFAULT_RERANKER_MODEL", "Reranker"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
 YES_TOKEN = "yes"
 NO_TOKEN = "no"
 
 
 @dataclass
-class _RerankRuntime:
-    """One loaded reranker, shared by every :class:`Reranker` that asks for it."""
+class _RerankRuntime(Runtime):
+    """One loaded reranker, shared by every :class:`Reranker` that asks for it.
 
-    tokenizer: Any
-    model: Any  # the decoder stack (Qwen3Model), without the LM head
+    ``model`` is the decoder stack (``Qwen3Model``) without the LM head; ``fast`` also enables
+    prefix sharing.
+    """
+
     no_yes: torch.Tensor  # (2, hidden): the LM-head rows of "no" and "yes", float32
     prefix_ids: list[int]
     suffix_ids: list[int]
     pad_id: int
-    device: torch.device
-    lock: threading.Lock
-    fast: bool = False  # the lean forward (and prefix sharing) of qwen3_rag._forward applies
 
 
-class Reranker:
+class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
     """Qwen3-Reranker on local hardware, exactly as the Qwen team specified it.
 
     Constructing a ``Reranker`` loads nothing; the model loads on first use and is shared by
-    every ``Reranker`` (and adapter) in the process with the same model, revision, device and
-    dtype. Methods are safe to call from several threads.
+    every ``Reranker`` (and adapter) in the process with the same model, revision, device,
+    dtype and quantization. Methods are safe to call from several threads. Every argument is
+    also a field of :class:`~qwen3_rag.RerankerOptions` (``Reranker.from_options(options)``).
 
     Args:
         model: Hugging Face hub id or local folder of a Qwen3-Reranker model.
-        instruction: Task instruction: a preset name (default ``"web_search"``), literal text
-            or a :class:`~qwen3_rag.instructions.Preset`; ``None`` uses the default.
+        instruction: Task instruction: a preset name, literal text or a
+            :class:`~qwen3_rag.Preset`; ``None`` (the default) uses ``"web_search"``. The
+            reranker prompt always carries an instruction, so ``""`` is refused.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``; default CUDA, else MPS, else CPU.
         dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or a torch dtype; default float32
             on CPU/MPS and bfloat16 on CUDA.
@@ -100,57 +96,56 @@ class Reranker:
             candidates whose scores differ by less than that may swap places.
         show_progress: Show a tqdm progress bar over the pairs.
 
+    Raises:
+        ValueError: If a value is out of range, the instruction is empty or a typo of a preset
+            name, or the device is not available.
+        TypeError: If a value has the wrong type.
+
     Example:
         >>> from qwen3_rag import Reranker
-        >>> rr = Reranker("Qwen/Qwen3-Reranker-0.6B")  # doctest: +SKIP
+        >>> rr = Reranker("Qwen/Qwen3-Reranker-0.6B")  # loads nothing yet
+        >>> rr.instruction
+        'Given a web search query, retrieve relevant passages that answer the query'
         >>> docs = ["Beijing is China's capital.", "Gravity."]
         >>> rr.rank("capital of China?", docs)  # doctest: +SKIP
         [(0, 0.99...), (1, 0.0...)]
     """
 
+    kind = "reranker"
+
     def __init__(
         self,
         model: str = DEFAULT_RERANKER_MODEL,
         *,
-        instruction: InstructionLike = DEFAULT_PRESET,
+        instruction: InstructionLike = None,
         device: DeviceLike = None,
         dtype: DTypeLike = None,
-        max_length: int = 8192,
+        max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = 16,
-        max_batch_tokens: int | None = 16384,
+        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         revision: str | None = None,
         cache_dir: str | None = None,
         local_files_only: bool = False,
-        show_progress: bool = False,
         quantize: str | None = None,
+        show_progress: bool = False,
     ) -> None:
-        self.source = ModelSource(model, revision, cache_dir, local_files_only)
-        self.instruction = self._instruction_text(instruction)
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.max_length = check_positive_int(max_length, "max_length", 2)
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        if max_batch_tokens is not None:
-            check_positive_int(max_batch_tokens, "max_batch_tokens")
-        self.max_batch_tokens = max_batch_tokens
-        self.show_progress = bool(show_progress)
-        self.quantize = check_quantize(quantize, self.device, self.dtype)
-
-    def __repr__(self) -> str:
-        return (
-            f"Reranker(model={self.source.model!r}, device={self.device.type!r}, "
-            f"dtype={str(self.dtype).removeprefix('torch.')!r})"
+        super().__init__(
+            RerankerOptions(
+                model=model,
+                instruction=instruction,
+                device=device,
+                dtype=dtype,
+                max_length=max_length,
+                batch_size=batch_size,
+                max_batch_tokens=max_batch_tokens,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                quantize=quantize,
+                show_progress=show_progress,
+            )
         )
-
-    @property
-    def model(self) -> str:
-        """The hub id or folder this reranker loads."""
-        return self.source.model
-
-    def load(self) -> Reranker:
-        """Load the model now instead of on first use; returns ``self``."""
-        self._runtime()
-        return self
+        self.instruction: str = check_rerank_instruction(instruction).instruction
 
     def score(
         self, query: str, documents: Sequence[str], *, instruction: InstructionLike = None
@@ -233,41 +228,27 @@ class Reranker:
 
     # -- internals ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _instruction_text(instruction: InstructionLike) -> str:
-        preset = resolve_instruction(instruction)
-        return preset.instruction if preset is not None else DEFAULT_INSTRUCTION
-
-    def _runtime(self) -> _RerankRuntime:
-        key = ("reranker", self.source, self.device, self.dtype, self.quantize)
-        return shared(key, self._load_runtime)
-
     def _load_runtime(self) -> _RerankRuntime:
         from transformers import AutoModelForCausalLM
 
-        tokenizer = load_fast_tokenizer(self.source)
+        tokenizer, lm = self._load(AutoModelForCausalLM)
         yes_id = token_id(tokenizer, YES_TOKEN, self.source)
         no_id = token_id(tokenizer, NO_TOKEN, self.source)
-        pad_id = token_id(tokenizer, "<|endoftext|>", self.source)
-        prefix = tokenizer.encode(RERANK_PREFIX, add_special_tokens=False).ids
-        suffix = tokenizer.encode(RERANK_SUFFIX, add_special_tokens=False).ids
-        lm = load_pretrained(AutoModelForCausalLM, self.source, self.device, self.dtype)
+        pad_id = token_id(tokenizer, EOS_TOKEN, self.source)
         head = lm.get_output_embeddings().weight
         no_yes = head[[no_id, yes_id]].detach().float().clone()
-        base = lm.get_decoder() if hasattr(lm, "get_decoder") else lm.model
+        decoder = lm.get_decoder() if hasattr(lm, "get_decoder") else lm.model
         del lm, head  # the full LM head is freed unless tied to the input embeddings
-        if self.quantize == "int8":
-            quantize_int8(base)  # the yes/no rows above stay float32
         return _RerankRuntime(
-            tokenizer,
-            base,
-            no_yes,
-            prefix,
-            suffix,
-            pad_id,
-            self.device,
-            threading.Lock(),
-            fast=_forward.supports(base),
+            tokenizer=tokenizer,
+            model=decoder,
+            device=self.device,
+            lock=threading.Lock(),
+            fast=self._prepare(decoder, pad_id),  # the yes/no rows above stay float32
+            no_yes=no_yes,
+            prefix_ids=tokenizer.encode(RERANK_PREFIX, add_special_tokens=False).ids,
+            suffix_ids=tokenizer.encode(RERANK_SUFFIX, add_special_tokens=False).ids,
+            pad_id=pad_id,
         )
 
     def _tokenize(self, rt: _RerankRuntime, bodies: list[str]) -> list[list[int]]:
@@ -288,9 +269,13 @@ class Reranker:
         return [[*rt.prefix_ids, *ids, *rt.suffix_ids] for ids in sequences]
 
     def _score(self, pairs: list[tuple[str, str]], instruction: InstructionLike) -> list[float]:
+        text = (
+            self.instruction
+            if instruction is None
+            else check_rerank_instruction(instruction).instruction
+        )
         if not pairs:
             return []
-        text = self.instruction if instruction is None else self._instruction_text(instruction)
         bodies = [format_rerank_body(text, q, d) for q, d in pairs]
         rt = self._runtime()
         scores = [0.0] * len(pairs)

@@ -116,3 +116,16 @@ def build_model(
         if src.exists():
             shutil.copy(src, folder / name)
     return folder
+
+
+def load_reference(cls, folder: Path, dtype: torch.dtype = torch.float32):  # type: ignore[no-untyped-def]
+    """``cls.from_pretrained(folder)`` in ``dtype``, eval mode: the tests' independent model.
+
+    Spelled for every transformers version the project allows (``dtype=`` since 4.56,
+    ``torch_dtype=`` before).
+    """
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+    return cls.from_pretrained(folder, **{key: dtype}).eval()

@@ -10,6 +10,8 @@ import pytest
 MODULES = [
     "qwen3_rag",
     "qwen3_rag.instructions",
+    "qwen3_rag.options",
+    "qwen3_rag.fields",
     "qwen3_rag.batching",
     "qwen3_rag.loading",
     "qwen3_rag._forward",
@@ -21,8 +23,8 @@ MODULES = [
     "langchain_qwen3.rerankers",
     "langchain_qwen3.retrievers",
     "llamaindex_qwen3.embeddings",
-    "llamaindex_qwen3.rerank",
-    "llamaindex_qwen3.retriever",
+    "llamaindex_qwen3.postprocessors",
+    "llamaindex_qwen3.retrievers",
 ]
 
 

@@ -47,7 +47,7 @@ def test_symmetric_preset_applies_to_documents(tiny_embedding_dir: Path) -> None
     np.testing.assert_allclose(emb.embed_documents(TEXTS), emb.embed_queries(TEXTS), atol=1e-6)
     custom = Preset("stance", "Retrieve tweets with the same stance", symmetric=True)
     by_call = emb.embed_documents(["a"], instruction=custom)
-    plain = Embedder(str(tiny_embedding_dir), instruction=None, device="cpu")
+    plain = Embedder(str(tiny_embedding_dir), instruction="", device="cpu")
     np.testing.assert_allclose(
         by_call, plain.embed_documents([format_query(custom.instruction, "a")]), atol=1e-6
     )
@@ -65,7 +65,7 @@ def test_per_call_instruction_overrides_the_default(emb: Embedder) -> None:
 
 
 def test_no_instruction_embeds_raw_text(tiny_embedding_dir: Path) -> None:
-    raw = Embedder(str(tiny_embedding_dir), instruction=None, device="cpu")
+    raw = Embedder(str(tiny_embedding_dir), instruction="", device="cpu")
     np.testing.assert_allclose(raw.embed_queries(TEXTS), raw.embed_documents(TEXTS), atol=1e-6)
 
 

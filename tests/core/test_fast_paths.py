@@ -13,6 +13,8 @@ import torch
 
 from qwen3_rag import Embedder, Reranker, _forward, clear_cache
 from qwen3_rag import reranker as reranker_module
+from qwen3_rag.batching import right_pad
+from tests.models import load_reference
 
 QUERIES = ["What is the capital of China?", "Explain gravity", "capital", ""]
 DOCS = [
@@ -103,11 +105,11 @@ def test_sorted_budgeted_embedding_batches_equal_batch_size_one(
 def test_lean_forward_equals_transformers(tiny_embedding_dir: Path) -> None:
     from transformers import Qwen3Model
 
-    model = Qwen3Model.from_pretrained(tiny_embedding_dir, dtype=torch.float32).eval()
+    model = load_reference(Qwen3Model, tiny_embedding_dir, torch.float32)
     assert _forward.supports(model)
     seqs = [[5, 6, 7, 8, 9, 10, 11], [12], [13, 14, 15]]
     with torch.inference_mode():
-        ids, lengths = _forward.right_pad(seqs, 0, torch.device("cpu"))
+        ids, lengths = right_pad(seqs, 0, torch.device("cpu"))
         got = _forward.last_hidden(model, ids, lengths)
         ref = torch.stack(
             [model(input_ids=torch.tensor([s])).last_hidden_state[0, -1] for s in seqs]

@@ -58,7 +58,9 @@ def test_resolve_accepts_names_text_presets_and_none() -> None:
     assert custom.instruction == "Find recipes that use the ingredient" and not custom.symmetric
     mine = Preset("mine", "Retrieve tweets with the same stance", symmetric=True)
     assert resolve_instruction(mine) is mine
-    assert resolve_instruction(None) is None
+    # None is "not given": the default preset; an empty instruction means raw text
+    assert resolve_instruction(None) == PRESETS["web_search"]
+    assert resolve_instruction("") is None
     assert resolve_instruction("   ") is None
 
 

@@ -110,3 +110,43 @@ def test_model_source_is_local_or_hub(tmp_path: Path) -> None:
 def test_dimension_reads_only_the_config(tiny_embedding_dir: Path) -> None:
     emb = Embedder(str(tiny_embedding_dir), dimensions=40)
     assert emb.dimension == 40 and emb.hidden_size == 64
+
+
+def test_loading_leaves_torch_threads_alone(tiny_embedding_dir: Path) -> None:
+    from qwen3_rag import clear_cache, tune_cpu_threads
+    from qwen3_rag.loading import cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(cpu_threads() + 3)  # more than usable: only tuning may lower it
+        clear_cache()
+        Embedder(str(tiny_embedding_dir), device="cpu").embed_documents(["x"])
+        assert torch.get_num_threads() == cpu_threads() + 3
+        assert tune_cpu_threads() == cpu_threads() == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+        clear_cache()
+
+
+def test_model_cache_can_be_inspected_and_cleared(
+    tiny_embedding_dir: Path, tiny_reranker_dir: Path
+) -> None:
+    from qwen3_rag import ModelKey, clear_cache, loaded_models
+
+    clear_cache()
+    assert loaded_models() == []
+    emb = Embedder(str(tiny_embedding_dir), device="cpu").load()
+    rr = Reranker(str(tiny_reranker_dir), device="cpu").load()
+    assert loaded_models() == [emb.key, rr.key]
+    assert isinstance(emb.key, ModelKey)
+    assert (emb.key.kind, emb.key.source.model, emb.key.dtype) == (
+        "embedder",
+        str(tiny_embedding_dir),
+        torch.float32,
+    )
+    first = emb._runtime()
+    clear_cache(emb.key)
+    assert loaded_models() == [rr.key]
+    assert emb._runtime() is not first  # loads again on next use
+    clear_cache()
+    assert loaded_models() == []

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from qwen3_rag import Embedder, Reranker
-from tests.models import QWEN3_EMBEDDING_TOKENIZER, QWEN3_TOKENIZER, build_model
+from tests.models import QWEN3_EMBEDDING_TOKENIZER, QWEN3_TOKENIZER, build_model, load_reference
 
 EOS_ID = 151643
 YES_ID = 9693
@@ -49,7 +49,7 @@ def literal_embed(model_dir: Path, texts: list[str], max_length: int = 8192) -> 
     from transformers import AutoTokenizer, Qwen3Model
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = Qwen3Model.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = load_reference(Qwen3Model, model_dir, torch.float32)
     rows = []
     for text in texts:
         ids = tok(text, truncation=True, max_length=max_length)["input_ids"]
@@ -73,7 +73,7 @@ def literal_rerank(
     from transformers import AutoTokenizer, Qwen3ForCausalLM
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = Qwen3ForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = load_reference(Qwen3ForCausalLM, model_dir, torch.float32)
     prefix = (
         "<|im_start|>system\nJudge whether the Document meets the requirements based on the "
         'Query and the Instruct provided. Note that the answer can only be "yes" or "no".'

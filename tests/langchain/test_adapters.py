@@ -63,7 +63,7 @@ def test_embeddings_equal_core_exactly(embeddings: Qwen3Embeddings, emb_path: st
     np.testing.assert_array_equal(np.array(query, dtype=np.float32), core.embed_queries([QUERY])[0])
     # the query gets the instruction, documents do not
     assert not np.allclose(query, embeddings.embed_documents([QUERY])[0])
-    raw = Qwen3Embeddings(model=emb_path, device="cpu", instruction=None)
+    raw = Qwen3Embeddings(model=emb_path, device="cpu", instruction="")
     assert raw.embed_query(QUERY) == raw.embed_documents([QUERY])[0]
     assert embeddings.embed_documents([]) == []
 
@@ -145,11 +145,11 @@ def test_legacy_constructor_rejects_the_rest(emb_path: str) -> None:
 
 
 def test_legacy_get_detailed_instruct(emb_path: str, embeddings: Qwen3Embeddings) -> None:
-    raw = Qwen3Embeddings(model=emb_path, device="cpu", instruction=None)
+    raw = Qwen3Embeddings(model=emb_path, device="cpu", instruction="")
     task = "Given a web search query, retrieve relevant passages that answer the query"
     formatted = raw.get_detailed_instruct(task, QUERY)
     assert formatted == f"Instruct: {task}\nQuery:{QUERY}"
-    # formatting by hand with instruction=None gives exactly what embed_query does by default
+    # formatting by hand with instruction="" gives exactly what embed_query does by default
     assert raw.embed_query(formatted) == embeddings.embed_query(QUERY)
     with pytest.raises(ValueError, match="apply it twice"):
         embeddings.get_detailed_instruct(task, QUERY)

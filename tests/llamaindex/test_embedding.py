@@ -63,7 +63,7 @@ def test_fields_reach_the_core(emb_dir: str, core_embedder: Embedder) -> None:
     assert len(vec) == 32
     want = Embedder(emb_dir, instruction="Find the matching sentence", dimensions=32)
     assert vec == want.embed_queries([QUERY])[0].tolist()
-    raw = Qwen3Embedding(emb_dir, instruction=None).get_query_embedding(QUERY)
+    raw = Qwen3Embedding(emb_dir, instruction="").get_query_embedding(QUERY)
     assert raw == core_embedder.embed_documents([QUERY])[0].tolist()
 
 

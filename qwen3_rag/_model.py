@@ -1,0 +1,177 @@
+"""The skeleton :class:`~qwen3_rag.Embedder` and :class:`~qwen3_rag.Reranker` share.
+
+Settings (a validated options object, device, dtype, quantization), the shared runtime
+(loaded once per process through :func:`qwen3_rag.loading.shared`), the load-time check of the
+lean forward, and ``repr``. Each subclass says how to build its runtime and what it computes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Generic, TypeVar
+
+import torch
+
+from qwen3_rag import _forward
+from qwen3_rag.loading import (
+    ModelKey,
+    ModelSource,
+    check_quantize,
+    load_fast_tokenizer,
+    load_pretrained,
+    quantize_int8,
+    resolve_device,
+    resolve_dtype,
+    shared,
+)
+from qwen3_rag.options import ModelOptions
+
+logger = logging.getLogger("qwen3_rag")
+
+OptionsT = TypeVar("OptionsT", bound=ModelOptions)
+RuntimeT = TypeVar("RuntimeT", bound="Runtime")
+
+
+@dataclass
+class Runtime:
+    """What one loaded model needs at inference time; shared by every object using it.
+
+    Attributes:
+        tokenizer: A private ``tokenizers.Tokenizer`` (truncation and padding off).
+        model: The Qwen3 decoder stack (``Qwen3Model``), in eval mode, gradients off.
+        device: Where the model runs.
+        lock: Held while the model computes (one forward at a time per model).
+        fast: Whether the lean forward of ``qwen3_rag._forward`` applies (it passed
+            :func:`~qwen3_rag._forward.supports` and :func:`~qwen3_rag._forward.self_check`).
+    """
+
+    tokenizer: Any
+    model: Any
+    device: torch.device
+    lock: threading.Lock
+    fast: bool
+
+
+class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
+    """Settings, shared runtime, load-time checks and ``repr`` of a local Qwen3 model.
+
+    Args:
+        options: The validated settings.
+
+    Raises:
+        ValueError: If the device is unavailable or ``quantize`` does not fit the device and
+            dtype.
+    """
+
+    #: Which kind of model this is, part of the shared-cache key.
+    kind: ClassVar[str]
+
+    def __init__(self, options: OptionsT) -> None:
+        self.options: OptionsT = options
+        self.source = ModelSource(
+            options.model, options.revision, options.cache_dir, options.local_files_only
+        )
+        self.device = resolve_device(options.device)
+        self.dtype = resolve_dtype(options.dtype, self.device)
+        self.quantize = check_quantize(options.quantize, self.device, self.dtype)
+
+    @classmethod
+    def from_options(cls, options: Any) -> Any:
+        """Build the object from an options object (e.g. :class:`~qwen3_rag.EmbedderOptions`)."""
+        return cls(**{f.name: getattr(options, f.name) for f in fields(options)})
+
+    def __repr__(self) -> str:
+        shown = {
+            "model": self.source.model,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+        extra = {
+            k: v for k, v in self.options.non_defaults().items() if k not in shown and k != "dtype"
+        }
+        args = ", ".join(f"{k}={v!r}" for k, v in {**shown, **extra}.items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def model(self) -> str:
+        """The hub id or folder this object loads."""
+        return self.source.model
+
+    @property
+    def max_length(self) -> int:
+        """Most tokens per input (see the options)."""
+        return self.options.max_length
+
+    @property
+    def batch_size(self) -> int:
+        """Most inputs per forward pass."""
+        return self.options.batch_size
+
+    @property
+    def max_batch_tokens(self) -> int | None:
+        """Most padded tokens per forward pass, or ``None``."""
+        return self.options.max_batch_tokens
+
+    @property
+    def show_progress(self) -> bool:
+        """Whether calls show a progress bar."""
+        return self.options.show_progress
+
+    @property
+    def key(self) -> ModelKey:
+        """The identity of the loaded model this object shares with others."""
+        return ModelKey(self.kind, self.source, self.device, self.dtype, self.quantize)
+
+    def load(self) -> Any:
+        """Load the model now instead of on first use; returns ``self``."""
+        self._runtime()
+        return self
+
+    def _runtime(self) -> RuntimeT:
+        return shared(self.key, self._load_runtime)
+
+    @abstractmethod
+    def _load_runtime(self) -> RuntimeT:
+        """Load the tokenizer and the model (called once per process and key)."""
+
+    # -- helpers for _load_runtime -----------------------------------------------------------
+
+    def _load(self, auto_class: Any) -> tuple[Any, Any]:
+        """The private tokenizer and ``auto_class.from_pretrained(...)`` for this object."""
+        tokenizer = load_fast_tokenizer(self.source)
+        return tokenizer, load_pretrained(auto_class, self.source, self.device, self.dtype)
+
+    def _prepare(self, decoder: Any, pad_id: int) -> bool:
+        """Quantize ``decoder`` if asked, then decide whether the lean forward applies.
+
+        Returns:
+            ``True`` when the lean forward supports the model and its probe matches the
+            model's own forward within :func:`~qwen3_rag._forward.tolerance`; otherwise one
+            warning is logged and the model's own forward is used (slower, still exact).
+        """
+        if self.quantize == "int8":
+            quantize_int8(decoder)
+        if not _forward.supports(decoder):
+            logger.warning(
+                "%s: this transformers version lays out the Qwen3 model differently from what "
+                "qwen3_rag's lean forward reads; using transformers' own forward (exact, slower)",
+                self.source.model,
+            )
+            return False
+        gap = _forward.self_check(decoder, pad_id)
+        limit = _forward.tolerance(self.dtype, self.quantize)
+        if not gap <= limit:
+            logger.warning(
+                "%s: qwen3_rag's lean forward differs from transformers' own forward by %.2g "
+                "(limit %.0e) on the load-time probe, so this transformers version changed "
+                "the model's semantics; using transformers' own forward (exact, slower)",
+                self.source.model,
+                gap,
+                limit,
+            )
+            return False
+        logger.debug("%s: lean forward checked (gap %.2g)", self.source.model, gap)
+        return True

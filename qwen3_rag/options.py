@@ -1,0 +1,350 @@
+"""Public option types, defaults and validators: the one source every class declares from.
+
+:class:`EmbedderOptions` and :class:`RerankerOptions` hold every setting of
+:class:`~qwen3_rag.Embedder` and :class:`~qwen3_rag.Reranker`: their types, their defaults and a
+one-line description each (``dataclasses.fields(EmbedderOptions)[i].metadata["description"]``).
+Constructing one validates it, so a bad value fails where it is written, with a ``ValueError``
+or ``TypeError`` that names the argument. The LangChain and LlamaIndex classes declare their
+fields from these (see :mod:`qwen3_rag.fields`), so every class agrees on every type and
+default.
+
+``instruction=None`` means the same thing everywhere: *not given, use the default*. For a
+constructor that is the ``"web_search"`` preset; for a per-call argument
+(``embed_queries(..., instruction=None)``) it is the object's own instruction. To embed queries
+as raw text, with no instruction, pass ``instruction=""``. The reranker's prompt always carries
+an instruction, so it refuses ``""``.
+
+Example:
+    >>> from qwen3_rag.options import EmbedderOptions, describe
+    >>> opts = EmbedderOptions(dimensions=256)
+    >>> opts.model, opts.batch_size, opts.max_length
+    ('Qwen/Qwen3-Embedding-0.6B', 32, 8192)
+    >>> describe(EmbedderOptions, "batch_size")
+    'Most texts per forward pass.'
+    >>> EmbedderOptions(dimensions=8)
+    Traceback (most recent call last):
+    ...
+    ValueError: dimensions must be an integer >= 32, got 8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from qwen3_rag.instructions import DEFAULT_PRESET, InstructionLike, Preset, resolve_instruction
+
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "DEFAULT_MAX_BATCH_TOKENS",
+    "DEFAULT_MAX_LENGTH",
+    "DEFAULT_RERANKER_MODEL",
+    "MIN_DIMENSIONS",
+    "QUANTIZATIONS",
+    "DTypeLike",
+    "DeviceLike",
+    "EmbedderOptions",
+    "InstructionLike",
+    "ModelOptions",
+    "RerankerOptions",
+    "check_positive_int",
+    "check_rerank_instruction",
+    "check_texts",
+    "default",
+    "describe",
+]
+
+#: What ``device=`` accepts: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``, a ``torch.device``,
+#: or ``None``/``"auto"`` for CUDA, else MPS, else CPU.
+DeviceLike = str | torch.device | None
+#: What ``dtype=`` accepts: ``"float32"``, ``"bfloat16"``, ``"float16"`` (and short names), a
+#: floating ``torch.dtype``, or ``None``/``"auto"`` for float32 on CPU/MPS and bfloat16 on CUDA.
+DTypeLike = str | torch.dtype | None
+#: What ``quantize=`` accepts besides ``None`` (case-insensitive).
+QUANTIZATIONS: tuple[str, ...] = ("int8",)
+
+DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
+DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
+#: The models' official context for one input (the models were trained to 32k).
+DEFAULT_MAX_LENGTH = 8192
+#: Most padded tokens in one forward pass: bounds activation memory.
+DEFAULT_MAX_BATCH_TOKENS = 16384
+#: The smallest Matryoshka size the Qwen3-Embedding models were trained for.
+MIN_DIMENSIONS = 32
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """Return ``value`` if it is an ``int`` >= ``minimum``, else raise ``ValueError`` naming it.
+
+    Example:
+        >>> check_positive_int(3, "top_n")
+        3
+        >>> check_positive_int(True, "top_n")
+        Traceback (most recent call last):
+        ...
+        ValueError: top_n must be an integer >= 1, got True
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_texts(texts: Any, name: str = "texts") -> list[str]:
+    """Return ``texts`` as a list of strings, or raise a clear error.
+
+    Args:
+        texts: What the caller passed; must be a sequence (list, tuple) or iterable of ``str``.
+        name: The argument's name, for the error message.
+
+    Raises:
+        TypeError: If ``texts`` is a bare string (which would be read as characters), not a
+            sequence, or holds a non-string item (the message names its index).
+
+    Example:
+        >>> check_texts(("a", "b"))
+        ['a', 'b']
+        >>> check_texts("ab")
+        Traceback (most recent call last):
+        ...
+        TypeError: texts must be a list of strings, got a single str. Wrap it in a list: [text].
+    """
+    if isinstance(texts, str):
+        raise TypeError(
+            f"{name} must be a list of strings, got a single str. Wrap it in a list: [text]."
+        )
+    if not isinstance(texts, Sequence):
+        try:
+            texts = list(texts)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be a list of strings, not {type(texts).__name__}"
+            ) from None
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{name}[{i}] must be a str, not {type(t).__name__}")
+    return list(texts)
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"description": text}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelOptions:
+    """Settings every local Qwen3 model takes.
+
+    :class:`EmbedderOptions` and :class:`RerankerOptions` are the concrete sets, with their
+    defaults. Each field's ``metadata["description"]`` documents it (see :func:`describe`).
+    """
+
+    model: str = field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        metadata=_doc("Hugging Face hub id or local folder of the model."),
+    )
+    instruction: InstructionLike = field(
+        default=None,
+        metadata=_doc(
+            "Task instruction: a preset name from qwen3_rag.PRESETS, one-sentence instruction "
+            'text or a Preset; None uses the default ("web_search"); "" embeds queries as raw '
+            "text (the reranker refuses it: its prompt always carries an instruction)."
+        ),
+    )
+    device: DeviceLike = field(
+        default=None,
+        metadata=_doc("'cpu', 'cuda', 'cuda:N' or 'mps'; None picks CUDA, else MPS, else CPU."),
+    )
+    dtype: DTypeLike = field(
+        default=None,
+        metadata=_doc(
+            "'float32', 'bfloat16' or 'float16' (or a torch dtype); None uses float32 on "
+            "CPU/MPS and bfloat16 on CUDA."
+        ),
+    )
+    max_length: int = field(
+        default=DEFAULT_MAX_LENGTH,
+        metadata=_doc(
+            "Most tokens per input, template and end token included (official: 8192); longer "
+            "inputs are truncated, with one logged warning per call."
+        ),
+    )
+    batch_size: int = field(default=32, metadata=_doc("Most inputs per forward pass."))
+    max_batch_tokens: int | None = field(
+        default=DEFAULT_MAX_BATCH_TOKENS,
+        metadata=_doc(
+            "Most padded tokens per forward pass (bounds memory); inputs are sorted by length "
+            "so batches carry little padding. None: no bound."
+        ),
+    )
+    revision: str | None = field(
+        default=None, metadata=_doc("Hub revision (branch, tag or commit) to load.")
+    )
+    cache_dir: str | None = field(default=None, metadata=_doc("Hugging Face hub cache folder."))
+    local_files_only: bool = field(
+        default=False, metadata=_doc("Never use the network: local folder or cache only.")
+    )
+    quantize: str | None = field(
+        default=None,
+        metadata=_doc(
+            'None (exact, the default) or "int8": dynamic int8 linear layers on CPU, about 2x '
+            'faster, approximate (pip install "qwen3-rag[int8]").'
+        ),
+    )
+    show_progress: bool = field(default=False, metadata=_doc("Show a progress bar."))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, os.PathLike):
+            object.__setattr__(self, "model", os.fspath(self.model))
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise TypeError(f"model must be a hub id or a local folder path, got {self.model!r}")
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", os.fspath(self.cache_dir))
+        for name in ("revision", "cache_dir"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a string or None, not {type(value).__name__}")
+        resolve_instruction(self.instruction)  # raises on a typo or a wrong type
+        check_positive_int(self.max_length, "max_length", 2)
+        check_positive_int(self.batch_size, "batch_size")
+        if self.max_batch_tokens is not None:
+            check_positive_int(self.max_batch_tokens, "max_batch_tokens")
+        if self.quantize is not None:
+            value = self.quantize.strip().lower() if isinstance(self.quantize, str) else None
+            if value not in QUANTIZATIONS:
+                raise ValueError(f"quantize={self.quantize!r}: use None (exact) or 'int8' (CPU)")
+            object.__setattr__(self, "quantize", value)
+        for name in ("local_files_only", "show_progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, not {getattr(self, name)!r}")
+
+    @property
+    def preset(self) -> Preset | None:
+        """The resolved instruction: the default preset for ``None``, ``None`` for ``""``."""
+        return resolve_instruction(self.instruction)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` applied (and validated).
+
+        Example:
+            >>> EmbedderOptions().replace(dimensions=64).dimensions
+            64
+        """
+        return dataclasses.replace(self, **changes)
+
+    def non_defaults(self) -> dict[str, Any]:
+        """The settings that differ from their defaults (for a short ``repr``).
+
+        Example:
+            >>> RerankerOptions(model="m", batch_size=4).non_defaults()
+            {'model': 'm', 'batch_size': 4}
+        """
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != f.default
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedderOptions(ModelOptions):
+    """Every setting of :class:`~qwen3_rag.Embedder` (and of the adapters' embedding classes).
+
+    Example:
+        >>> EmbedderOptions(instruction="question_answering").preset.name
+        'question_answering'
+        >>> EmbedderOptions(instruction="").preset is None  # raw queries
+        True
+    """
+
+    model: str = field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        metadata=_doc("Hugging Face hub id or local folder of a Qwen3-Embedding model."),
+    )
+    dimensions: int | None = field(
+        default=None,
+        metadata=_doc(
+            "Matryoshka output size (32 <= dimensions <= hidden size): the first dimensions "
+            "values are kept, then L2-normalised; None keeps all."
+        ),
+    )
+    batch_size: int = field(default=32, metadata=_doc("Most texts per forward pass."))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dimensions is not None:
+            check_positive_int(self.dimensions, "dimensions", MIN_DIMENSIONS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerankerOptions(ModelOptions):
+    """Every setting of :class:`~qwen3_rag.Reranker` (and of the adapters' reranker classes).
+
+    Example:
+        >>> RerankerOptions().batch_size
+        16
+        >>> RerankerOptions(instruction="")
+        Traceback (most recent call last):
+        ...
+        ValueError: instruction='': the Qwen3-Reranker prompt always carries an instruction; ...
+    """
+
+    model: str = field(
+        default=DEFAULT_RERANKER_MODEL,
+        metadata=_doc("Hugging Face hub id or local folder of a Qwen3-Reranker model."),
+    )
+    batch_size: int = field(
+        default=16, metadata=_doc("Most query-document pairs per forward pass.")
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_rerank_instruction(self.instruction)
+
+
+def check_rerank_instruction(instruction: InstructionLike) -> Preset:
+    """The reranker's instruction as a :class:`Preset`: ``None`` is the default, ``""`` an error.
+
+    Raises:
+        ValueError: If ``instruction`` is empty (the reranker prompt needs one) or a typo.
+        TypeError: If it is not a string, a ``Preset`` or ``None``.
+    """
+    preset = resolve_instruction(instruction)
+    if preset is None:
+        raise ValueError(
+            f"instruction={instruction!r}: the Qwen3-Reranker prompt always carries an "
+            f"instruction; pass a preset name or instruction text, or None for the default "
+            f"({DEFAULT_PRESET!r})"
+        )
+    return preset
+
+
+def describe(options: type[ModelOptions], name: str) -> str:
+    """The one-line description of option ``name`` of ``options``.
+
+    Raises:
+        KeyError: If ``options`` has no such field.
+    """
+    for f in dataclasses.fields(options):
+        if f.name == name:
+            return str(f.metadata["description"])
+    raise KeyError(f"{options.__name__} has no option {name!r}")
+
+
+def default(options: type[ModelOptions], name: str) -> Any:
+    """The default value of option ``name`` of ``options``.
+
+    Example:
+        >>> default(RerankerOptions, "batch_size")
+        16
+
+    Raises:
+        KeyError: If ``options`` has no such field.
+    """
+    for f in dataclasses.fields(options):
+        if f.name == name:
+            return f.default
+    raise KeyError(f"{options.__name__} has no option {name!r}")
