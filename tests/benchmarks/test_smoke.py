@@ -53,3 +53,21 @@ def test_benchmark_help_hides_tiny_mode() -> None:
     )
     assert proc.returncode == 0
     assert "--quick" in proc.stdout and "--tiny" not in proc.stdout
+
+
+def test_chunking_comparison_runs() -> None:
+    if not QWEN3_EMBEDDING_TOKENIZER.is_dir():
+        pytest.skip(FIXTURES_MISSING)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.chunking", "--rounds", "1", "--seconds", "0.01"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "### chunk_size 512, overlap 64" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if "TextSplitter" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "0"  # no chunk over the budget
+    assert cells[-2:] == ["100%", "100.0%"]  # every chunk located, nothing dropped
