@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qwen3_rag.store import DEFAULT_COLLECTION, DEFAULT_DB
+
 if TYPE_CHECKING:
     from qwen3_rag.indexing import IndexProgress, IndexStats
     from qwen3_rag.store import SearchHit, StoreError
@@ -41,8 +43,6 @@ logger = logging.getLogger("qwen3_rag.cli")  # also when run as python -m qwen3_
 
 EMBED_MODEL_ENV = "QWEN3_RAG_EMBED_MODEL"
 RERANK_MODEL_ENV = "QWEN3_RAG_RERANK_MODEL"
-DEFAULT_DB = "./qwen3_db"
-DEFAULT_COLLECTION = "docs"
 
 
 class CliError(Exception):
@@ -338,7 +338,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def _summary(stats: IndexStats, args: argparse.Namespace) -> str:
     return (
-        f"{stats.chunks_embedded} chunks embedded, {stats.chunks_removed} removed; "
+        f"{stats.chunks_embedded} chunks embedded, {stats.chunks_reused} reused, "
+        f"{stats.chunks_removed} removed; "
         f"{stats.files} text files ({stats.files_unchanged} unchanged, {stats.files_changed} new "
         f"or changed), {stats.files_deleted} deleted, {stats.files_binary} binary skipped; "
         f"{args.db} now holds {stats.chunks_stored} chunks in {args.collection!r}"

@@ -139,23 +139,26 @@ def test_plan_file(tiny_embedding_dir: Path) -> None:
     def stored(cs: list[Any]) -> list[tuple[str, dict[str, Any]]]:
         return [(c.id, c.metadata) for c in cs]
 
-    new = plan_file("/f.md", text, [], lambda: chunker)
+    new = plan_file("/f.md", text, [], chunker)
     assert (new.status, [c.id for c in new.write], new.stale) == (
         "changed",
         [c.id for c in chunks],
         [],
     )
-    done = plan_file("/f.md", text, stored(chunks), lambda: chunker)
+    done = plan_file("/f.md", text, stored(chunks), chunker)
     assert (done.status, done.write, done.stale) == ("unchanged", [], [])
+    # An unchanged file is recognised by its hash alone: the tokenizer is never loaded.
+    lazy = Chunker(lambda: pytest.fail("the tokenizer was loaded"), 40, 8)
+    assert plan_file("/f.md", text, stored(chunks), lazy).status == "unchanged"
     # Interrupted after two chunks of the new text: only the rest is written.
-    half = plan_file("/f.md", text, stored(chunks[:2]), lambda: chunker)
+    half = plan_file("/f.md", text, stored(chunks[:2]), chunker)
     assert [c.id for c in half.write] == [c.id for c in chunks[2:]]
     # The text shrank: the leftovers of the old text are stale.
     short = "Gravity."
-    shrunk = plan_file("/f.md", short, stored(chunks), lambda: chunker)
+    shrunk = plan_file("/f.md", short, stored(chunks), chunker)
     assert [c.id for c in shrunk.write] == ["/f.md#0"]
     assert shrunk.stale == [c.id for c in chunks[1:]]
-    binary = plan_file("/f.md", None, stored(chunks), lambda: chunker)
+    binary = plan_file("/f.md", None, stored(chunks), chunker)
     assert (binary.status, binary.stale) == ("binary", [c.id for c in chunks])
 
 
@@ -315,3 +318,120 @@ def test_a_crash_at_any_write_loses_and_duplicates_nothing(
         crash_after(0)
         index_paths([docs], db=db, model=model, **SIZES)
         assert_same_store(records(db), want)
+
+
+# -- vectors reused by content ---------------------------------------------------------------
+
+
+@pytest.fixture
+def model_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text the embedding model is asked to embed as a document, in order."""
+    texts: list[str] = []
+    real = Embedder.embed_documents
+
+    def counted(self: Embedder, batch: Any, **kwargs: Any) -> np.ndarray:
+        texts.extend(batch)
+        return real(self, batch, **kwargs)
+
+    monkeypatch.setattr(Embedder, "embed_documents", counted)
+    return texts
+
+
+def long_file(n: int, edited: int | None = None) -> str:
+    words = ["gravity", "light", "rivers", "oceans", "capitals", "music", "code", "stars"]
+    out = []
+    for i in range(n):
+        if i == edited:
+            out.append(f"This paragraph {i} was rewritten: it now talks about something else.")
+        else:
+            w = words[i % len(words)]
+            out.append(f"Paragraph {i} is about {w}; {w} number {i} has its own short sentence.")
+    return "\n\n".join(out) + "\n"
+
+
+def test_editing_one_paragraph_re_embeds_only_its_chunks(
+    tmp_path: Path, tiny_embedding_dir: Path, model_calls: list[str]
+) -> None:
+    model = str(tiny_embedding_dir)
+    docs = tmp_path / "docs"
+    write(docs, {"long.md": long_file(50), "other.md": paragraphs("light", 2)})
+    db = tmp_path / "db"
+    first = index_paths([docs], db=db, model=model, **SIZES)
+    before = records(db)
+    n_long = sum(r["metadata"]["source"].endswith("long.md") for r in before.values())
+    assert n_long >= 50
+    assert len(model_calls) == first.chunks_embedded == len(before)
+
+    write(docs, {"long.md": long_file(50, edited=25)})
+    model_calls.clear()
+    stats = index_paths([docs], db=db, model=model, **SIZES)
+    after = records(db)
+    # Re-embedded: exactly the chunks whose text is not stored yet (counted at the model).
+    old_texts = {r["document"] for r in before.values()}
+    changed = sorted(r["document"] for r in after.values() if r["document"] not in old_texts)
+    assert 1 <= len(changed) <= 3
+    assert sorted(model_calls) == changed
+    assert stats.chunks_embedded == len(changed)
+    assert stats.chunks_reused > 0 and stats.files_unchanged == 1
+    cost = len(model_calls) / n_long
+    assert cost <= 0.10, f"re-index cost {cost:.1%} of a fresh index of the file"
+    # The store equals a fresh index of the edited files.
+    fresh = tmp_path / "fresh"
+    index_paths([docs], db=fresh, model=model, **SIZES)
+    assert_same_store(after, records(fresh))
+
+
+def test_renamed_file_reuses_every_vector(
+    tmp_path: Path, tiny_embedding_dir: Path, model_calls: list[str]
+) -> None:
+    model = str(tiny_embedding_dir)
+    docs = tmp_path / "docs"
+    write(docs, {"a.md": paragraphs("gravity", 6)})
+    db = tmp_path / "db"
+    index_paths([docs], db=db, model=model, **SIZES)
+    (docs / "a.md").rename(docs / "b.md")
+    model_calls.clear()
+    stats = index_paths([docs], db=db, model=model, **SIZES)
+    assert model_calls == [] and stats.chunks_embedded == 0
+    assert stats.files_deleted == 1 and stats.chunks_reused == stats.chunks_removed > 0
+    fresh = tmp_path / "fresh"
+    index_paths([docs], db=fresh, model=model, **SIZES)
+    assert_same_store(records(db), records(fresh))
+
+
+def test_vectors_are_not_reused_across_settings_or_for_other_text(
+    tmp_path: Path, tiny_embedding_dir: Path, model_calls: list[str]
+) -> None:
+    model = str(tiny_embedding_dir)
+    docs = tmp_path / "docs"
+    write(docs, {"a.md": paragraphs("gravity", 4)})
+    db = tmp_path / "db"
+    index_paths([docs], db=db, model=model, **SIZES)
+    n = len(records(db))
+
+    # Another dtype makes other vectors: the changed file is embedded afresh.
+    write(docs, {"a.md": paragraphs("gravity", 4) + "\n\nOne more line.\n"})
+    model_calls.clear()
+    stats = index_paths([docs], db=db, model=model, dtype="bfloat16", **SIZES)
+    assert stats.chunks_reused == 0 and len(model_calls) >= n
+
+    # A stored key whose text was since overwritten by a writer that stores no key
+    # (chromadb merges metadata, so the old key stays): its vector is not reused.
+    collection = open_client(db).get_collection("docs")
+    got = collection.get(limit=1, include=["documents", "metadatas", "embeddings"])
+    (victim,), (text,), (meta,) = got["ids"], got["documents"], got["metadatas"]
+    assert meta["vector_key"]
+    wrong = np.asarray(got["embeddings"][0])[::-1].copy()
+    collection.upsert(
+        ids=[victim], documents=["other text"], embeddings=[wrong], metadatas=[{"by": "x"}]
+    )
+    assert collection.get(ids=[victim])["metadatas"][0]["vector_key"] == meta["vector_key"]
+    write(docs, {"copy.md": text})
+    model_calls.clear()
+    index_paths([docs], db=db, model=model, dtype="bfloat16", **SIZES)
+    assert text in model_calls
+    (stored,) = collection.get(where={"source": str(docs / "copy.md")}, include=["embeddings"])[
+        "embeddings"
+    ]
+    want = Embedder(model, dtype="bfloat16").embed_documents([text])[0]
+    np.testing.assert_allclose(stored, want, atol=1e-5)
