@@ -1048,7 +1048,7 @@ class Configuration:
     rerank: bool = False
     fetch_k: int | None = None
     rerank_instruction: str | Preset | None = None
-    model: str | Embedder | None = None
+    model: str | os.PathLike[str] | Embedder | None = None
     name: str | None = None
 
 
@@ -1140,24 +1140,42 @@ class Evaluation:
                 return r
         raise KeyError(f"no configuration named {name!r}: {[r.name for r in self.results]}")
 
-    def best(self, metric: str) -> list[str]:
-        """Names of the configurations with the highest mean ``metric`` (ties: all)."""
-        name = parse_metric(metric).name
+    def _metric(self, metric: str | None) -> str:
+        name = parse_metric(metric).name if metric is not None else self.metrics[0]
+        if name not in self.metrics:
+            raise ValueError(f"metric {name!r} was not computed; this report has {self.metrics}")
+        return name
+
+    def best(self, metric: str | None = None) -> list[str]:
+        """Names of the configurations with the highest mean ``metric`` (default: the first).
+
+        Ties give several names.
+        """
+        name = self._metric(metric)
         top = max(r.metrics[name] for r in self.results)
         return [r.name for r in self.results if r.metrics[name] == top]
 
     def compare(self, a: str, b: str, metric: str | None = None) -> dict[str, Any]:
-        """Configuration ``b`` against ``a`` on one metric (default: the first).
+        """Configuration ``b`` against ``a`` on one metric, with the paired test.
+
+        Args:
+            a: Name of the reference configuration (e.g. the model before adaptation).
+            b: Name of the configuration compared with it.
+            metric: A computed metric; default the first (``nDCG@10`` by default).
 
         Returns:
             ``{"metric", "a", "b", "delta", "p_value", "significant"}``: the means, ``b - a``,
             the paired test's p-value and whether it is below ``alpha``.
 
+        Raises:
+            KeyError: If ``a`` or ``b`` names no configuration.
+            ValueError: If ``metric`` was not computed.
+
         Example:
             >>> report.compare("base", "adapted")  # doctest: +SKIP
             {'metric': 'nDCG@10', 'a': 0.41, 'b': 0.47, 'delta': 0.06, 'p_value': 0.003, ...}
         """
-        name = parse_metric(metric).name if metric else self.metrics[0]
+        name = self._metric(metric)
         ra, rb = self[a], self[b]
         qids = list(ra.per_query[name])
         p = paired_test(
