@@ -1558,7 +1558,8 @@ class _Exact:
             depth,
             dimensions=plan.truncation,
             block_size=self.block_size,
-            device=plan.embedder.device,
+            # On the embedder's GPU when it has one; else (CPU, MPS) on the CPU.
+            device=plan.embedder.device if plan.embedder.device.type == "cuda" else None,
         )
         return _run_from_search(self.qids, self.doc_ids, scores, index)
 
