@@ -46,7 +46,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -65,9 +64,10 @@ import torch
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL, MIN_DIMENSIONS, Embedder
+from qwen3_rag.embedder import Embedder
 from qwen3_rag.instructions import PRESETS, Preset, format_query, resolve_instruction
-from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL, Reranker
+from qwen3_rag.options import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANKER_MODEL, MIN_DIMENSIONS
+from qwen3_rag.reranker import Reranker
 
 if TYPE_CHECKING:
     from qwen3_rag.loading import ModelSource
@@ -1329,16 +1329,18 @@ def _no_bar(progress: bool | None) -> bool | None:
 
 
 def _full_size(embedder: Embedder) -> Embedder:
-    """The same model and settings without Matryoshka truncation (vectors are cut later)."""
+    """The same model and settings without Matryoshka truncation (vectors are cut later).
+
+    It shares the loaded model with ``embedder`` (same model, device, dtype, quantization).
+    """
     if embedder.dimensions is None:
         return embedder
-    full = copy.copy(embedder)
-    full.dimensions = None
+    full: Embedder = type(embedder).from_options(embedder.options.replace(dimensions=None))
     return full
 
 
 def _embedder(model: str | os.PathLike[str] | Embedder | None, like: Embedder | None) -> Embedder:
-    """An :class:`Embedder` for ``model``, on the device and dtype of ``like`` when given."""
+    """An :class:`Embedder` for ``model``, with the settings (device, dtype ...) of ``like``."""
     if isinstance(model, Embedder):
         return model
     if model is not None and not isinstance(model, (str, os.PathLike)):
@@ -1348,16 +1350,10 @@ def _embedder(model: str | os.PathLike[str] | Embedder | None, like: Embedder | 
     name = os.fspath(model) if model is not None else None
     if like is None:
         return Embedder(name or DEFAULT_EMBEDDING_MODEL)
-    return Embedder(
-        name or like.model,
-        instruction=like.preset if like.preset is not None else "",
-        device=like.device,
-        dtype=like.dtype,
-        max_length=like.max_length,
-        batch_size=like.batch_size,
-        max_batch_tokens=like.max_batch_tokens,
-        quantize=like.quantize,
-    )
+    if name is None:
+        return like
+    made: Embedder = type(like).from_options(like.options.replace(model=name, revision=None))
+    return made
 
 
 class _Vectors:
