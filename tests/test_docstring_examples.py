@@ -21,6 +21,7 @@ MODULES = [
     "qwen3_rag.cli",
     "qwen3_rag.store",
     "qwen3_rag.indexing",
+    "qwen3_rag.evaluation",
     "langchain_qwen3.embeddings",
     "langchain_qwen3.rerankers",
     "langchain_qwen3.retrievers",

@@ -180,3 +180,18 @@ def test_index_killed_query_reindex_edit_delete(
     assert "1 deleted" in proc.stdout
     third = read_db(db)
     assert by_source(third) == {k: v for k, v in after.items() if k != str(corpus / "capitals.md")}
+
+
+def test_instruction_none_indexes_for_raw_queries(
+    corpus: Path, tmp_path: Path, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qwen3_rag import store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QWEN3_RAG_EMBED_MODEL", cli_env["QWEN3_RAG_EMBED_MODEL"])
+    db = tmp_path / "raw"
+    args = ["index", "docs/capitals.md", "--db", str(db), "-q", "--instruction", "none"]
+    assert cli.main(args) == 0
+    assert store.stored_config(store.open_client(db), "docs")["instruction"] == ""
+    # a later run without --instruction keeps raw queries: nothing is refused or re-embedded
+    assert cli.main(["index", "docs/capitals.md", "--db", str(db), "-q"]) == 0
