@@ -44,6 +44,12 @@ logger = logging.getLogger("qwen3_rag.cli")  # also when run as python -m qwen3_
 
 EMBED_MODEL_ENV = "QWEN3_RAG_EMBED_MODEL"
 RERANK_MODEL_ENV = "QWEN3_RAG_RERANK_MODEL"
+EMBED_URL_ENV = "QWEN3_RAG_EMBED_URL"  # = qwen3_rag.remote.EMBED_URL_ENV
+RERANK_URL_ENV = "QWEN3_RAG_RERANK_URL"  # = qwen3_rag.remote.RERANK_URL_ENV
+#: The value of --embed-url / --rerank-url (or their variables) that means local weights.
+LOCAL = "local"
+#: Exit status of check-server when the server differs from the local reference.
+EXIT_DIFFERENT = 3
 #: Test hook: after this many upserted batches, the indexer SIGKILLs itself.
 KILL_AFTER_BATCHES_ENV = "QWEN3_RAG_TEST_KILL_AFTER_BATCHES"
 DEFAULT_DB = "./qwen3_db"
@@ -105,6 +111,18 @@ def _common_parser() -> argparse.ArgumentParser:
         help=f"Qwen3-Reranker hub id or local folder (default: ${RERANK_MODEL_ENV}, else "
         f"{DEFAULT_RERANKER_MODEL}); used by query",
     )
+    models.add_argument(
+        "--embed-url",
+        help=f"model server (vLLM, TEI, Infinity) embedding with --embed-model over "
+        f"/v1/embeddings, e.g. http://localhost:8000 (default: ${EMBED_URL_ENV}, else the "
+        f"server the collection was indexed through, else local weights; '{LOCAL}' forces "
+        f"local weights). API key: $QWEN3_RAG_EMBED_API_KEY",
+    )
+    models.add_argument(
+        "--rerank-url",
+        help=f"model server (vLLM) reranking with --rerank-model over /rerank (default: "
+        f"${RERANK_URL_ENV}, else local weights). API key: $QWEN3_RAG_RERANK_API_KEY",
+    )
     models.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda, mps, cpu)")
     models.add_argument(
         "--dtype", help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)"
@@ -126,7 +144,7 @@ def _common_parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``qwen3-rag`` argument parser (``index`` and ``query`` subcommands).
+    """The ``qwen3-rag`` argument parser (``index``, ``query`` and ``check-server``).
 
     Example:
         >>> args = build_parser().parse_args(["query", "what is it?", "-k", "3"])
@@ -140,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "query them with Qwen3-Reranker. No server, no API key.",
         epilog="Example: qwen3-rag index docs README.md && qwen3-rag query 'How do I install it?'",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{index,query}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{index,query,check-server}")
 
     index = sub.add_parser(
         "index",
@@ -188,7 +206,69 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-rerank", action="store_true", help="print the vector-search order, no reranker"
     )
     query.add_argument("--json", action="store_true", help="print the results as JSON")
+    _check_server_parser(sub)
     return parser
+
+
+def _check_server_parser(sub: Any) -> None:
+    from qwen3_rag.remote import MAX_SCORE_DIFF, MIN_COSINE, PROBE_MAX_LENGTH
+
+    check = sub.add_parser(
+        "check-server",
+        help="compare a model server with local weights on a fixed probe set",
+        description="Embed and rerank a fixed probe set (queries and documents with "
+        "instructions, Matryoshka sizes, a long document) with the local weights and through "
+        "model servers, and print the largest differences. Exit status 0 when the servers "
+        f"agree within the tolerances, {EXIT_DIFFERENT} when they do not, 1 on an error.",
+        epilog="Example: qwen3-rag check-server --embed-url http://localhost:8000 "
+        "--rerank-url http://localhost:8001",
+    )
+    check.add_argument(
+        "url",
+        nargs="?",
+        metavar="URL",
+        help="one server for both models (default: --embed-url / --rerank-url, else "
+        f"${EMBED_URL_ENV} / ${RERANK_URL_ENV})",
+    )
+    check.add_argument("--embed-url", help="the embedding server (checked when given)")
+    check.add_argument("--rerank-url", help="the reranking server (checked when given)")
+    check.add_argument(
+        "--embed-model",
+        help=f"served name and local weights of the embedding model (default: "
+        f"${EMBED_MODEL_ENV}, else Qwen/Qwen3-Embedding-0.6B)",
+    )
+    check.add_argument(
+        "--rerank-model",
+        help=f"served name and local weights of the reranker (default: ${RERANK_MODEL_ENV}, "
+        f"else Qwen/Qwen3-Reranker-0.6B)",
+    )
+    check.add_argument(
+        "--max-length",
+        type=_positive,
+        default=PROBE_MAX_LENGTH,
+        help=f"max_length of both sides; the long probe document is cut at it (default "
+        f"{PROBE_MAX_LENGTH})",
+    )
+    check.add_argument(
+        "--min-cosine",
+        type=float,
+        default=MIN_COSINE,
+        help=f"smallest cosine allowed between a local and a served vector (default {MIN_COSINE})",
+    )
+    check.add_argument(
+        "--max-score-diff",
+        type=float,
+        default=MAX_SCORE_DIFF,
+        help=f"largest reranker score difference allowed (default {MAX_SCORE_DIFF})",
+    )
+    check.add_argument("--device", help="device of the local side (default: cuda, mps, cpu)")
+    check.add_argument("--dtype", help="dtype of the local side (default: float32 on CPU)")
+    check.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per request (default 60)"
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks")
+    check.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
 
 
 # -- store -----------------------------------------------------------------------------------
@@ -215,12 +295,21 @@ def _persisted_ef_config(collection: Any, db: Path) -> dict[str, Any]:
     return dict(persisted.get("config") or {})
 
 
+def _server_url(flag: str | None, env: str, persisted: str | None = None) -> str | None:
+    """A model server's URL: the flag, else the variable, else the persisted one; or local."""
+    value = flag if flag is not None else os.environ.get(env) or persisted
+    if value is None or not value.strip() or value.strip().lower() == LOCAL:
+        return None
+    return value.strip()
+
+
 def _embedding_function(args: argparse.Namespace, persisted: dict[str, Any] | None) -> Any:
     """The embedding function the flags, the env var and the persisted config ask for."""
     from qwen3_rag.chroma import Qwen3EmbeddingFunction
     from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL
 
     persisted = persisted or {}
+    base_url = _server_url(args.embed_url, EMBED_URL_ENV, persisted.get("base_url"))
     config = {
         "model": args.embed_model
         or os.environ.get(EMBED_MODEL_ENV)
@@ -245,6 +334,8 @@ def _embedding_function(args: argparse.Namespace, persisted: dict[str, Any] | No
         revision=config["revision"],
         device=args.device,
         dtype=args.dtype,
+        base_url=base_url,
+        api_key_env=persisted.get("api_key_env"),
     )
 
 
@@ -608,7 +699,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         model = args.rerank_model or os.environ.get(RERANK_MODEL_ENV) or DEFAULT_RERANKER_MODEL
         instruction = ef.embedder.preset or "web_search"
-        reranker = Reranker(model, instruction=instruction, device=args.device, dtype=args.dtype)
+        reranker = Reranker(
+            model,
+            instruction=instruction,
+            device=args.device,
+            dtype=args.dtype,
+            base_url=_server_url(args.rerank_url, RERANK_URL_ENV),
+        )
         order = [(i, s) for i, s in reranker.rank(question, docs, top_n=args.k)]
 
     results = [
@@ -639,6 +736,48 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+# -- check-server ----------------------------------------------------------------------------
+
+
+def cmd_check_server(args: argparse.Namespace) -> int:
+    """Run ``qwen3-rag check-server``; returns the exit status."""
+    from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL
+    from qwen3_rag.remote import check_server
+    from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL
+
+    embed_url = args.embed_url or args.url
+    rerank_url = args.rerank_url or args.url
+    if embed_url is None and rerank_url is None:
+        embed_url = _server_url(None, EMBED_URL_ENV)
+        rerank_url = _server_url(None, RERANK_URL_ENV)
+    if embed_url is None and rerank_url is None:
+        raise CliError(
+            f"no server to check: pass URL, --embed-url or --rerank-url (or set "
+            f"{EMBED_URL_ENV} / {RERANK_URL_ENV})"
+        )
+    report = check_server(
+        embed_url=embed_url,
+        rerank_url=rerank_url,
+        embedding_model=args.embed_model
+        or os.environ.get(EMBED_MODEL_ENV)
+        or DEFAULT_EMBEDDING_MODEL,
+        reranker_model=args.rerank_model
+        or os.environ.get(RERANK_MODEL_ENV)
+        or DEFAULT_RERANKER_MODEL,
+        max_length=args.max_length,
+        min_cosine=args.min_cosine,
+        max_score_diff=args.max_score_diff,
+        device=args.device,
+        dtype=args.dtype,
+        timeout=args.timeout,
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.table() + "\n")
+    return 0 if report.ok else EXIT_DIFFERENT
 
 
 # -- entry point -----------------------------------------------------------------------------
@@ -679,7 +818,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; ``None`` reads ``sys.argv``.
 
     Returns:
-        0 on success, 1 on an error (printed as one line), 130 when interrupted.
+        0 on success, 1 on an error (printed as one line), 130 when interrupted;
+        ``check-server`` returns 3 when the server differs from the local weights.
 
     Example:
         >>> main(["query", "How do I install it?", "--json"])  # doctest: +SKIP
@@ -687,7 +827,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
-    command = cmd_index if args.command == "index" else cmd_query
+    commands = {"index": cmd_index, "query": cmd_query, "check-server": cmd_check_server}
+    command = commands[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:
