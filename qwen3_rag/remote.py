@@ -83,7 +83,7 @@ from qwen3_rag.instructions import (
     format_rerank_document,
     format_rerank_query,
 )
-from qwen3_rag.loading import ModelLoadError, ModelSource, load_fast_tokenizer
+from qwen3_rag.loading import ModelLoadError, ModelSource, load_fast_tokenizer, shared
 from qwen3_rag.options import (
     DEFAULT_MAX_BATCH_TOKENS,
     DEFAULT_MAX_LENGTH,
@@ -237,6 +237,7 @@ class _Transport:
         self.max_retries = max_retries
         self.backoff = BACKOFF_SECONDS
         self.url: str | None = None  # the spelling that answered
+        self._first_404 = ""  # what the preferred spelling answered, for the error message
         self._client: httpx.Client | None = None
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._aclients = weakref.WeakKeyDictionary()
@@ -375,6 +376,7 @@ class _Transport:
         said = _server_message(response)
         if status == 404 and self.url is None and url != self.urls[-1]:
             logger.debug("%s: 404 (%s); trying the next route spelling", url, said)
+            self._first_404 = f"{url} answered 404: {said}"
             return None
         if status in (401, 403):
             set_or_not = "is set: check its value" if self._headers() else "is not set"
@@ -406,7 +408,10 @@ class _Transport:
                 status=status,
                 server_message=said,
             )
-        hint = f": check {self.url_hint} and model (the served model name)" if status == 404 else ""
+        hint = ""
+        if status == 404:
+            earlier = f"; {self._first_404}" if self._first_404 and self.url is None else ""
+            hint = f"{earlier}: check {self.url_hint} and model (the served model name)"
         raise RemoteError(
             f"the {self.what} server at {url} refused the request ({status}: {said}){hint}",
             url=url,
@@ -520,15 +525,18 @@ class RemoteBackend:
     def tokenizer(self) -> Any | None:
         """The model's tokenizer for client-side truncation, or ``None`` if it is not at hand.
 
-        Loaded once, from the local folder or the hub cache named by ``model`` (only the
-        tokenizer files). When it cannot be loaded, one warning says that the server will
+        Loaded once per process and model (shared by every backend, dropped by
+        :func:`~qwen3_rag.clear_cache`), from the local folder or the hub cache named by
+        ``model`` (only the tokenizer files). When it cannot be loaded, one warning says that the server will
         truncate.
         """
         with self._tokenizer_lock:
             if not self._tokenizer_tried:
                 self._tokenizer_tried = True
                 try:
-                    self._tokenizer = load_fast_tokenizer(self.source)
+                    self._tokenizer = shared(
+                        ("tokenizer", self.source), lambda: load_fast_tokenizer(self.source)
+                    )
                 except (ModelLoadError, OSError, ValueError) as exc:
                     logger.warning(
                         "%s: no tokenizer for model=%r here (%s): texts are sent whole, so the "
