@@ -60,6 +60,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
@@ -69,6 +70,7 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -527,8 +529,8 @@ class RemoteBackend:
 
         Loaded once per process and model (shared by every backend, dropped by
         :func:`~qwen3_rag.clear_cache`), from the local folder or the hub cache named by
-        ``model`` (only the tokenizer files). When it cannot be loaded, one warning says that the server will
-        truncate.
+        ``model`` (only the tokenizer files). When it cannot be loaded, one warning says
+        that the server will truncate.
         """
         with self._tokenizer_lock:
             if not self._tokenizer_tried:
@@ -1223,6 +1225,61 @@ def check_server(
         >>> report = check_server("http://localhost:8000")  # doctest: +SKIP
         >>> print(report.table())  # doctest: +SKIP
     """
+    with _probe_truncation_not_logged():
+        return _check_server(
+            url,
+            embed_url=embed_url,
+            rerank_url=rerank_url,
+            embedding_model=embedding_model,
+            reranker_model=reranker_model,
+            max_length=max_length,
+            min_cosine=min_cosine,
+            max_score_diff=max_score_diff,
+            device=device,
+            dtype=dtype,
+            timeout=timeout,
+            max_retries=max_retries,
+            embed_api_key_env=embed_api_key_env,
+            rerank_api_key_env=rerank_api_key_env,
+        )
+
+
+class _NoTruncationWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "were truncated" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _probe_truncation_not_logged() -> Iterator[None]:
+    """The probe cuts its long document on purpose: no warning for that."""
+    quiet = _NoTruncationWarning()
+    loggers = [logging.getLogger(f"qwen3_rag.{m}") for m in ("embedder", "reranker", "remote")]
+    for one in loggers:
+        one.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for one in loggers:
+            one.removeFilter(quiet)
+
+
+def _check_server(
+    url: str | None,
+    *,
+    embed_url: str | None,
+    rerank_url: str | None,
+    embedding_model: str,
+    reranker_model: str,
+    max_length: int,
+    min_cosine: float,
+    max_score_diff: float,
+    device: str | None,
+    dtype: str | None,
+    timeout: float,
+    max_retries: int,
+    embed_api_key_env: str | None,
+    rerank_api_key_env: str | None,
+) -> ServerReport:
     from qwen3_rag.embedder import Embedder
     from qwen3_rag.reranker import Reranker
 
@@ -1241,8 +1298,10 @@ def check_server(
     common: dict[str, Any] = {"max_length": max_length, "timeout": timeout}
     local_args: dict[str, Any] = {"device": device, "dtype": dtype, "max_length": max_length}
     if report.embed_url:
-        local = Embedder(embedding_model, **local_args)
-        sizes = _mrl_sizes(local.hidden_size)
+        probe = Embedder(
+            embedding_model, base_url=report.embed_url, api_key_env=embed_api_key_env, **common
+        )
+        sizes = _mrl_sizes(probe.hidden_size)  # the served size: asks the server first
         for instruction in PROBE_INSTRUCTIONS:
             for dims in sizes:
                 served = Embedder(
@@ -1259,10 +1318,11 @@ def check_server(
                 )
                 for side in ("queries", "documents"):
                     texts = list(PROBE_QUERIES if side == "queries" else PROBE_DOCUMENTS)
+                    # The server first: a dead server fails before local weights load.
                     if side == "queries":
-                        a, b = mine.embed_queries(texts), served.embed_queries(texts)
+                        b, a = served.embed_queries(texts), mine.embed_queries(texts)
                     else:
-                        a, b = mine.embed_documents(texts), served.embed_documents(texts)
+                        b, a = served.embed_documents(texts), mine.embed_documents(texts)
                     diff = float(np.abs(a - b).max())
                     cos = float((a * b).sum(axis=1).min())
                     report.probes.append(
@@ -1295,8 +1355,8 @@ def check_server(
             )
             mine_rr = Reranker(reranker_model, instruction=instruction, **local_args)
             pairs = [(q, d) for q in PROBE_QUERIES for d in PROBE_DOCUMENTS]
-            a_scores = np.asarray(mine_rr.score_pairs(pairs))
             b_scores = np.asarray(served_rr.score_pairs(pairs))
+            a_scores = np.asarray(mine_rr.score_pairs(pairs))
             diff = float(np.abs(a_scores - b_scores).max())
             report.probes.append(
                 ProbeResult(

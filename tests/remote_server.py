@@ -241,8 +241,9 @@ class LoopbackServer:
             ids = self.rr_tok(query + document)["input_ids"]
             if len(ids) > self.max_model_len:
                 return self._too_long(len(ids))
-            with torch.no_grad():
-                logits = self.rr_model(input_ids=torch.tensor([ids])).logits[0, -1]
+            with torch.no_grad():  # the LM head at the last position only (that is all it reads)
+                hidden = self.rr_model.model(input_ids=torch.tensor([ids])).last_hidden_state
+                logits = self.rr_model.lm_head(hidden[0, -1])
             pair = torch.stack([logits[self.no_id], logits[self.yes_id]])
             if self.rerank_scores == "logit":
                 score = float(pair[1] - pair[0])
