@@ -91,9 +91,9 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         show_progress: Show a tqdm progress bar over the texts.
         base_url: URL of a model server (vLLM, TEI, Infinity) serving ``model`` over
             ``/v1/embeddings``, e.g. ``"http://localhost:8000"`` (``.../v1`` works too). Texts
-            are formatted here exactly as locally (see :mod:`qwen3_rag.remote`), then sent;
-            ``device``, ``dtype`` and ``quantize`` do not apply. ``None`` (default): local
-            weights.
+            are formatted here exactly as locally (see :mod:`qwen3_rag.remote`), then sent in
+            requests of ``batch_size``; ``device``, ``dtype``, ``quantize`` and
+            ``max_batch_tokens`` do not apply. ``None`` (default): local weights.
         api_key_env: Environment variable holding the server's API key; ``None`` reads
             ``QWEN3_RAG_EMBED_API_KEY``. The key is read at each request, never stored.
         timeout: Seconds to wait for the server's answer to one request.

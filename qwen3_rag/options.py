@@ -238,8 +238,8 @@ class ModelOptions:
         metadata=_doc(
             "URL of a model server (vLLM, TEI, Infinity) to run the model on instead of local "
             "weights, e.g. 'http://localhost:8000' (a trailing /v1 is accepted); model is then "
-            "the served model name, and device, dtype and quantize do not apply. None runs the "
-            'model locally (pip install "qwen3-rag[remote]" for servers).'
+            "the served model name, and device, dtype, quantize and max_batch_tokens do not "
+            'apply. None runs the model locally (pip install "qwen3-rag[remote]" for servers).'
         ),
     )
     api_key_env: str | None = field(

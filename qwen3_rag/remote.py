@@ -38,13 +38,14 @@ What the client guarantees, and what it cannot:
 * numerics: the server's dtype and kernels decide the last digits (bf16 serving differs from
   the float32 reference around the third decimal).
 
-Requests are batched under the server's limits (``batch_size`` inputs and ``max_batch_tokens``
-padded tokens per request), retried with exponential backoff on 429 and 5xx answers and on
-failed connections (``max_retries``; ``Retry-After`` is honoured), and time out after
-``timeout`` seconds. The API key is read from an environment variable at each request
-(``QWEN3_RAG_EMBED_API_KEY`` / ``QWEN3_RAG_RERANK_API_KEY``, or ``api_key_env``) and never
-stored. Async calls (``aembed_queries``, ``ascore`` ...) use ``httpx.AsyncClient`` on the
-caller's event loop: no worker thread.
+Requests are batched under the server's limit (``batch_size`` inputs per request; the server
+schedules its own token batches, so ``max_batch_tokens`` does not apply), retried with
+exponential backoff on 429 and 5xx answers and on failed connections (``max_retries``;
+``Retry-After`` is honoured), and time out after ``timeout`` seconds. The API key is read from
+an environment variable at each request (``QWEN3_RAG_EMBED_API_KEY`` /
+``QWEN3_RAG_RERANK_API_KEY``, or the one ``api_key_env`` names) and never stored. Async calls
+(``aembed_queries``, ``ascore`` ...) use ``httpx.AsyncClient`` on the caller's event loop: no
+worker thread.
 
 :func:`check_server` embeds and reranks a fixed probe set locally and through servers and
 reports the largest differences (the ``qwen3-rag check-server`` command).
@@ -69,6 +70,7 @@ import os
 import random
 import threading
 import time
+import unicodedata
 import weakref
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -77,7 +79,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from qwen3_rag.batching import encode_cut, plan_batches, rerank_budget
+from qwen3_rag.batching import encode_cut, rerank_budget
 from qwen3_rag.instructions import (
     RERANK_PREFIX,
     RERANK_SUFFIX,
@@ -87,7 +89,6 @@ from qwen3_rag.instructions import (
 )
 from qwen3_rag.loading import ModelLoadError, ModelSource, load_fast_tokenizer, shared
 from qwen3_rag.options import (
-    DEFAULT_MAX_BATCH_TOKENS,
     DEFAULT_MAX_LENGTH,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -452,6 +453,15 @@ def rerank_urls(base_url: str) -> list[str]:
     return [f"{base}/rerank", f"{base}/v1/rerank"]
 
 
+def _may_exceed(text: str, tokens: int) -> bool:
+    """Whether ``text`` can be longer than ``tokens`` tokens.
+
+    A byte-level BPE token (Qwen3's) covers at least one byte of the NFC-normalised text, so a
+    text of at most ``tokens`` such bytes never needs cutting and is not even tokenized.
+    """
+    return len(unicodedata.normalize("NFC", text).encode("utf-8")) > tokens
+
+
 def _text_of(tokenizer: Any, ids: list[int]) -> str:
     """Text that tokenizes back to ``ids`` exactly (a few trailing tokens dropped if needed).
 
@@ -489,7 +499,6 @@ class RemoteBackend:
         timeout: float,
         max_retries: int,
         batch_size: int,
-        max_batch_tokens: int | None,
         max_length: int,
         source: ModelSource | None,
         show_progress: bool,
@@ -497,7 +506,6 @@ class RemoteBackend:
         self.base_url = check_base_url(base_url)
         self.model = model
         self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
         self.max_length = max_length
         self.show_progress = show_progress
         self.source = source if source is not None else ModelSource(model)
@@ -554,12 +562,10 @@ class RemoteBackend:
             return self._tokenizer
         return await asyncio.to_thread(self.tokenizer)  # one-off file reads, off the loop
 
-    def _batches(self, lengths: list[int] | None, n: int) -> list[list[int]]:
-        if lengths is None:
-            return [
-                list(range(i, min(i + self.batch_size, n))) for i in range(0, n, self.batch_size)
-            ]
-        return plan_batches(lengths, self.batch_size, self.max_batch_tokens)
+    def _batches(self, members: list[int]) -> list[list[int]]:
+        """``members`` in requests of at most ``batch_size``, in order."""
+        size = self.batch_size
+        return [members[i : i + size] for i in range(0, len(members), size)]
 
     def close(self) -> None:
         """Close the connections of the synchronous client."""
@@ -583,7 +589,6 @@ class RemoteEmbeddingBackend(RemoteBackend):
         timeout: Seconds to wait for one answer.
         max_retries: Retries on 429, 5xx and failed connections.
         batch_size: Most texts per request.
-        max_batch_tokens: Most padded tokens per request (needs the tokenizer).
         max_length: Most tokens per text, ``<|endoftext|>`` included.
         source: Where the tokenizer comes from (default: ``model`` as a hub id or folder).
         show_progress: Show a progress bar.
@@ -607,7 +612,6 @@ class RemoteEmbeddingBackend(RemoteBackend):
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         batch_size: int = 32,
-        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         max_length: int = DEFAULT_MAX_LENGTH,
         source: ModelSource | None = None,
         show_progress: bool = False,
@@ -620,7 +624,6 @@ class RemoteEmbeddingBackend(RemoteBackend):
             timeout=timeout,
             max_retries=max_retries,
             batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens,
             max_length=max_length,
             source=source,
             show_progress=show_progress,
@@ -640,7 +643,6 @@ class RemoteEmbeddingBackend(RemoteBackend):
             timeout=options.timeout,
             max_retries=options.max_retries,
             batch_size=options.batch_size,
-            max_batch_tokens=options.max_batch_tokens,
             max_length=options.max_length,
             source=ModelSource(
                 options.model, options.revision, options.cache_dir, options.local_files_only
@@ -716,9 +718,12 @@ class RemoteEmbeddingBackend(RemoteBackend):
 
     def _plan(self, texts: list[str], tokenizer: Any | None) -> tuple[list[str], list[list[int]]]:
         """The strings to send (cut as the local path cuts) and the requests' batches."""
-        if tokenizer is None:
-            return texts, self._batches(None, len(texts))
-        sequences, cut = encode_cut(tokenizer, texts, self.max_length - 1)
+        batches = self._batches(list(range(len(texts))))
+        keep = self.max_length - 1
+        long = [i for i, t in enumerate(texts) if _may_exceed(t, keep)]
+        if tokenizer is None or not long:
+            return texts, batches
+        sequences, cut = encode_cut(tokenizer, [texts[i] for i in long], keep)
         if any(cut):
             logger.warning(
                 "%d of %d texts exceeded max_length=%d tokens and were truncated",
@@ -726,11 +731,11 @@ class RemoteEmbeddingBackend(RemoteBackend):
                 len(texts),
                 self.max_length,
             )
-        sent = [
-            _text_of(tokenizer, ids) if c else t
-            for t, ids, c in zip(texts, sequences, cut, strict=True)
-        ]
-        return sent, self._batches([len(s) + 1 for s in sequences], len(texts))
+        sent = list(texts)
+        for i, ids, c in zip(long, sequences, cut, strict=True):
+            if c:
+                sent[i] = _text_of(tokenizer, ids)
+        return sent, batches
 
     def _payload(self, texts: list[str], dimensions: int | None) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": "float"}
@@ -832,7 +837,6 @@ class RemoteRerankBackend(RemoteBackend):
         timeout: Seconds to wait for one answer.
         max_retries: Retries on 429, 5xx and failed connections.
         batch_size: Most documents per request.
-        max_batch_tokens: Most padded tokens per request (needs the tokenizer).
         max_length: Most tokens per pair, template included.
         source: Where the tokenizer comes from (default: ``model`` as a hub id or folder).
         show_progress: Show a progress bar.
@@ -856,7 +860,6 @@ class RemoteRerankBackend(RemoteBackend):
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         batch_size: int = 16,
-        max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS,
         max_length: int = DEFAULT_MAX_LENGTH,
         source: ModelSource | None = None,
         show_progress: bool = False,
@@ -869,12 +872,12 @@ class RemoteRerankBackend(RemoteBackend):
             timeout=timeout,
             max_retries=max_retries,
             batch_size=batch_size,
-            max_batch_tokens=max_batch_tokens,
             max_length=max_length,
             source=source,
             show_progress=show_progress,
         )
         self._warned_scale = False
+        self._fixed: int | None = None  # tokens of the fixed prefix and suffix
 
     @classmethod
     def from_options(cls, options: RerankerOptions) -> RemoteRerankBackend:
@@ -888,7 +891,6 @@ class RemoteRerankBackend(RemoteBackend):
             timeout=options.timeout,
             max_retries=options.max_retries,
             batch_size=options.batch_size,
-            max_batch_tokens=options.max_batch_tokens,
             max_length=options.max_length,
             source=ModelSource(
                 options.model, options.revision, options.cache_dir, options.local_files_only
@@ -948,43 +950,54 @@ class RemoteRerankBackend(RemoteBackend):
         """
         queries = [RERANK_PREFIX + format_rerank_query(instruction, q) for q, _ in pairs]
         documents = [format_rerank_document(d) + RERANK_SUFFIX for _, d in pairs]
-        lengths: list[int] | None = None
         if tokenizer is not None:
-            fixed = sum(
-                len(tokenizer.encode(t, add_special_tokens=False).ids)
-                for t in (RERANK_PREFIX, RERANK_SUFFIX)
-            )
-            budget = rerank_budget(self.max_length, fixed)
-            bodies = [format_rerank_body(instruction, q, d) for q, d in pairs]
-            sequences, cut = encode_cut(tokenizer, bodies, budget)
-            lengths = [fixed + len(s) for s in sequences]
-            if any(cut):
-                logger.warning(
-                    "%d of %d query-document pairs exceeded max_length=%d tokens and were "
-                    "truncated",
-                    sum(cut),
-                    len(pairs),
-                    self.max_length,
-                )
-            for i in (i for i, c in enumerate(cut) if c):
-                half = format_rerank_query(instruction, pairs[i][0])
-                head = tokenizer.encode(half, add_special_tokens=False).ids
-                ids = sequences[i]
-                if len(head) <= len(ids) and ids[: len(head)] == head:
-                    documents[i] = _text_of(tokenizer, ids[len(head) :]) + RERANK_SUFFIX
-                else:
-                    queries[i] = RERANK_PREFIX + _text_of(tokenizer, ids)
-                    documents[i] = RERANK_SUFFIX
+            self._cut(instruction, pairs, tokenizer, queries, documents)
         groups: dict[str, list[int]] = {}
         for i, query in enumerate(queries):
             groups.setdefault(query, []).append(i)
-        requests: list[_RerankRequest] = []
-        for query, members in groups.items():
-            member_lengths = None if lengths is None else [lengths[i] for i in members]
-            for batch in self._batches(member_lengths, len(members)):
-                picked = [members[j] for j in batch]
-                requests.append(_RerankRequest(query, [documents[i] for i in picked], picked))
-        return requests
+        return [
+            _RerankRequest(query, [documents[i] for i in batch], batch)
+            for query, members in groups.items()
+            for batch in self._batches(members)
+        ]
+
+    def _cut(
+        self,
+        instruction: str,
+        pairs: list[tuple[str, str]],
+        tokenizer: Any,
+        queries: list[str],
+        documents: list[str],
+    ) -> None:
+        """Cut over-long pairs in place, to the tokens the local path keeps."""
+        if self._fixed is None:
+            self._fixed = sum(
+                len(tokenizer.encode(t, add_special_tokens=False).ids)
+                for t in (RERANK_PREFIX, RERANK_SUFFIX)
+            )
+        budget = rerank_budget(self.max_length, self._fixed)
+        bodies = {i: format_rerank_body(instruction, q, d) for i, (q, d) in enumerate(pairs)}
+        long = [i for i, body in bodies.items() if _may_exceed(body, budget)]
+        if not long:
+            return
+        sequences, cut = encode_cut(tokenizer, [bodies[i] for i in long], budget)
+        if any(cut):
+            logger.warning(
+                "%d of %d query-document pairs exceeded max_length=%d tokens and were truncated",
+                sum(cut),
+                len(pairs),
+                self.max_length,
+            )
+        for i, ids, c in zip(long, sequences, cut, strict=True):
+            if not c:
+                continue
+            half = format_rerank_query(instruction, pairs[i][0])
+            head = tokenizer.encode(half, add_special_tokens=False).ids
+            if len(head) <= len(ids) and ids[: len(head)] == head:
+                documents[i] = _text_of(tokenizer, ids[len(head) :]) + RERANK_SUFFIX
+            else:
+                queries[i] = RERANK_PREFIX + _text_of(tokenizer, ids)
+                documents[i] = RERANK_SUFFIX
 
     def _payload(self, request: _RerankRequest) -> dict[str, Any]:
         return {

@@ -102,8 +102,8 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         base_url: URL of a model server serving ``model`` over ``/rerank`` (vLLM with the
             Qwen3-Reranker overrides, see the README), e.g. ``"http://localhost:8001"``. The
             prefix, instruction and suffix are applied here, as vLLM's Qwen3-Reranker example
-            does, so the server's scores are P(yes); ``device``, ``dtype`` and ``quantize`` do
-            not apply. ``None`` (default): local weights.
+            does, so the server's scores are P(yes); ``device``, ``dtype``, ``quantize`` and
+            ``max_batch_tokens`` do not apply. ``None`` (default): local weights.
         api_key_env: Environment variable holding the server's API key; ``None`` reads
             ``QWEN3_RAG_RERANK_API_KEY``. The key is read at each request, never stored.
         timeout: Seconds to wait for the server's answer to one request.

@@ -127,6 +127,7 @@ class LoopbackServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as real servers do: no delayed-ACK stalls
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
