@@ -53,3 +53,21 @@ def test_benchmark_help_hides_tiny_mode() -> None:
     )
     assert proc.returncode == 0
     assert "--quick" in proc.stdout and "--tiny" not in proc.stdout
+
+
+def test_remote_benchmark_runs_and_reports_overhead(tmp_path: Path) -> None:
+    if not QWEN3_TOKENIZER.is_dir() or not QWEN3_EMBEDDING_TOKENIZER.is_dir():
+        pytest.skip(FIXTURES_MISSING)
+    output = tmp_path / "REMOTE.md"
+    args = ["--repeats", "1", "--output", str(output), "--cache", str(tmp_path / "cache")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.remote", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in output.read_text().splitlines() if line.startswith("| embed")]
+    assert len(rows) == 3
+    assert "| rerank, 16 documents per request | 4 | 64 |" in output.read_text()
