@@ -463,3 +463,21 @@ def test_remote_options_and_repr() -> None:
     )
     assert emb.remote is not None and emb.remote.urls == ["http://h:8000/v1/embeddings"]
     assert Embedder("m").remote is None and Embedder("m").base_url is None
+
+
+def test_chroma_config_persists_the_server_never_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    pytest.importorskip("chromadb")
+    from qwen3_rag.chroma import Qwen3EmbeddingFunction
+
+    monkeypatch.setenv("MY_KEY", "s3cret")
+    ef = Qwen3EmbeddingFunction("./served", base_url="http://h:8000/", api_key_env="MY_KEY")
+    config = ef.get_config()
+    assert config["base_url"] == "http://h:8000" and config["api_key_env"] == "MY_KEY"
+    assert config["model"] == "./served"  # a served name is kept as written
+    assert "s3cret" not in json.dumps(config)
+    again = Qwen3EmbeddingFunction.build_from_config(config)
+    assert again.embedder.base_url == "http://h:8000"
+    assert again.embedder.options.api_key_env == "MY_KEY"
+    assert "base_url" not in Qwen3EmbeddingFunction("Qwen/Qwen3-Embedding-0.6B").get_config()
