@@ -269,6 +269,10 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         """Async :meth:`rank`, never blocking the event loop."""
         if top_n is not None:
             check_positive_int(top_n, "top_n")
+        if self.remote is None:
+            return await asyncio.to_thread(
+                self.rank, query, documents, top_n=top_n, instruction=instruction
+            )
         return _ranked(await self.ascore(query, documents, instruction=instruction), top_n)
 
     # -- internals ---------------------------------------------------------------------------
