@@ -44,6 +44,12 @@ logger = logging.getLogger("qwen3_rag.cli")  # also when run as python -m qwen3_
 
 EMBED_MODEL_ENV = "QWEN3_RAG_EMBED_MODEL"
 RERANK_MODEL_ENV = "QWEN3_RAG_RERANK_MODEL"
+EMBED_URL_ENV = "QWEN3_RAG_EMBED_URL"  # = qwen3_rag.remote.EMBED_URL_ENV
+RERANK_URL_ENV = "QWEN3_RAG_RERANK_URL"  # = qwen3_rag.remote.RERANK_URL_ENV
+#: The value of --embed-url / --rerank-url (or their variables) that means local weights.
+LOCAL = "local"
+#: Exit status of check-server when the server differs from the local reference.
+EXIT_DIFFERENT = 3
 
 
 class CliError(Exception):
@@ -110,6 +116,20 @@ def model_options(*, vector_settings: bool = True) -> argparse.ArgumentParser:
         help=f"Qwen3-Reranker hub id or local folder (default: ${RERANK_MODEL_ENV}, else "
         f"{DEFAULT_RERANKER_MODEL}); used by query",
     )
+    models.add_argument(
+        "--embed-url",
+        metavar="URL",
+        help=f"model server (vLLM, TEI, Infinity) embedding with --embed-model over "
+        f"/v1/embeddings, e.g. http://localhost:8000 (default: ${EMBED_URL_ENV}, else the "
+        f"server the collection was indexed through, else local weights; '{LOCAL}' forces "
+        f"local weights). API key: $QWEN3_RAG_EMBED_API_KEY",
+    )
+    models.add_argument(
+        "--rerank-url",
+        metavar="URL",
+        help=f"model server (vLLM) reranking with --rerank-model over /rerank (default: "
+        f"${RERANK_URL_ENV}, else local weights). API key: $QWEN3_RAG_RERANK_API_KEY",
+    )
     models.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda, mps, cpu)")
     models.add_argument(
         "--dtype", help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)"
@@ -159,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
         "query them with Qwen3-Reranker. No server, no API key.",
         epilog="Example: qwen3-rag index docs README.md && qwen3-rag query 'How do I install it?'",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{index,query,eval}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{index,query,eval,check-server}"
+    )
 
     index = sub.add_parser(
         "index",
@@ -211,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--json", action="store_true", help="print the results as JSON")
     _eval_parser(sub)
+    _check_server_parser(sub)
     return parser
 
 
@@ -295,6 +318,75 @@ def _eval_parser(sub: Any) -> None:
         help="paired significance test against the first row (default permutation)",
     )
     out.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _check_server_parser(sub: Any) -> None:
+    from qwen3_rag.remote import MAX_SCORE_DIFF, MIN_COSINE, PROBE_MAX_LENGTH
+
+    check = sub.add_parser(
+        "check-server",
+        parents=[output_options()],
+        help="compare a model server with local weights on a fixed probe set",
+        description="Embed and rerank a fixed probe set (queries and documents with "
+        "instructions, Matryoshka sizes, a long document) with the local weights and through "
+        "model servers, and print the largest differences. Exit status 0 when the servers "
+        f"agree within the tolerances, {EXIT_DIFFERENT} when they do not, 1 on an error.",
+        epilog="Example: qwen3-rag check-server --embed-url http://localhost:8000 "
+        "--rerank-url http://localhost:8001",
+    )
+    check.add_argument(
+        "url",
+        nargs="?",
+        metavar="URL",
+        help="one server for both models (default: --embed-url / --rerank-url, else "
+        f"${EMBED_URL_ENV} / ${RERANK_URL_ENV})",
+    )
+    check.add_argument("--embed-url", help="the embedding server (checked when given)")
+    check.add_argument("--rerank-url", help="the reranking server (checked when given)")
+    check.add_argument(
+        "--embed-model",
+        help=f"served name and local weights of the embedding model (default: "
+        f"${EMBED_MODEL_ENV}, else Qwen/Qwen3-Embedding-0.6B)",
+    )
+    check.add_argument(
+        "--rerank-model",
+        help=f"served name and local weights of the reranker (default: ${RERANK_MODEL_ENV}, "
+        f"else Qwen/Qwen3-Reranker-0.6B)",
+    )
+    check.add_argument(
+        "--max-length",
+        type=_positive,
+        default=PROBE_MAX_LENGTH,
+        help=f"max_length of both sides; the long probe document is cut at it (default "
+        f"{PROBE_MAX_LENGTH})",
+    )
+    check.add_argument(
+        "--min-cosine",
+        type=float,
+        default=MIN_COSINE,
+        help=f"smallest cosine allowed between a local and a served vector (default {MIN_COSINE})",
+    )
+    check.add_argument(
+        "--max-score-diff",
+        type=float,
+        default=MAX_SCORE_DIFF,
+        help=f"largest reranker score difference allowed (default {MAX_SCORE_DIFF})",
+    )
+    check.add_argument("--device", help="device of the local side (default: cuda, mps, cpu)")
+    check.add_argument("--dtype", help="dtype of the local side (default: float32 on CPU)")
+    check.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per request (default 60)"
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(run=cmd_check_server)
+
+
+def _server_url(flag: str | None, env: str, persisted: str | None = None) -> str | None:
+    """A model server's URL: the flag, else the variable, else the persisted one; or local."""
+    value = flag if flag is not None else os.environ.get(env) or persisted
+    if value is None or not value.strip() or value.strip().lower() == LOCAL:
+        return None
+    return value.strip()
 
 
 # -- errors in CLI words ---------------------------------------------------------------------
@@ -409,6 +501,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             dimensions=args.dimensions,
             device=args.device,
             dtype=args.dtype,
+            base_url=_server_url(args.embed_url, EMBED_URL_ENV, (stored or {}).get("base_url")),
         )
         with (
             model_errors("embedding", function.embedder.model),
@@ -460,13 +553,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     tune_cpu_threads()
     with _store_errors(args):
         client = store.open_client(db)
+        stored = store.stored_config(client, args.collection)
         function = store.embedding_function_for(
-            store.stored_config(client, args.collection),
+            stored,
             model=args.embed_model or os.environ.get(EMBED_MODEL_ENV),
             instruction=_instruction(args.instruction),
             dimensions=args.dimensions,
             device=args.device,
             dtype=args.dtype,
+            base_url=_server_url(args.embed_url, EMBED_URL_ENV, (stored or {}).get("base_url")),
         )
         with model_errors("embedding", function.embedder.model):
             opened = store.open_for_search(client, args.collection, embedding_function=function)
@@ -478,6 +573,7 @@ def cmd_query(args: argparse.Namespace) -> int:
                 instruction=function.embedder.preset or "web_search",
                 device=args.device,
                 dtype=args.dtype,
+                base_url=_server_url(args.rerank_url, RERANK_URL_ENV),
             )
             with model_errors("reranker", model):
                 reranker.load()
@@ -595,6 +691,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = args.embed_model or os.environ.get(EMBED_MODEL_ENV)
     collection = None
     revision = None
+    served: dict[str, Any] = {}
     if args.db:
         db = Path(args.db).expanduser()
         if not store.has_store(db):
@@ -609,9 +706,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             persisted = store.collection_config(collection)
         model = model or persisted.get("model")
         revision = persisted.get("revision")
+        served = {key: persisted.get(key) for key in ("base_url", "api_key_env")}
     tune_cpu_threads()
     embedder = Embedder(
-        model or DEFAULT_EMBEDDING_MODEL, revision=revision, device=args.device, dtype=args.dtype
+        model or DEFAULT_EMBEDDING_MODEL,
+        revision=revision,
+        device=args.device,
+        dtype=args.dtype,
+        base_url=_server_url(args.embed_url, EMBED_URL_ENV, served.get("base_url")),
+        api_key_env=served.get("api_key_env"),
     )
     reranker = None
     if args.rerank:
@@ -619,6 +722,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.rerank_model or os.environ.get(RERANK_MODEL_ENV) or DEFAULT_RERANKER_MODEL,
             device=args.device,
             dtype=args.dtype,
+            base_url=_server_url(args.rerank_url, RERANK_URL_ENV),
         )
     instructions = _eval_instructions(args.instruction)
     vector_rows = [
@@ -656,6 +760,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(report.table() + "\n")
     return 0
+
+
+# -- check-server ----------------------------------------------------------------------------
+
+
+def cmd_check_server(args: argparse.Namespace) -> int:
+    """Run ``qwen3-rag check-server``; returns the exit status."""
+    from qwen3_rag import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANKER_MODEL
+    from qwen3_rag.remote import check_server
+
+    embed_url = args.embed_url or args.url
+    rerank_url = args.rerank_url or args.url
+    if embed_url is None and rerank_url is None:
+        embed_url = _server_url(None, EMBED_URL_ENV)
+        rerank_url = _server_url(None, RERANK_URL_ENV)
+    if embed_url is None and rerank_url is None:
+        raise CliError(
+            f"no server to check: pass URL, --embed-url or --rerank-url (or set "
+            f"{EMBED_URL_ENV} / {RERANK_URL_ENV})"
+        )
+    report = check_server(
+        embed_url=embed_url,
+        rerank_url=rerank_url,
+        embedding_model=args.embed_model
+        or os.environ.get(EMBED_MODEL_ENV)
+        or DEFAULT_EMBEDDING_MODEL,
+        reranker_model=args.rerank_model
+        or os.environ.get(RERANK_MODEL_ENV)
+        or DEFAULT_RERANKER_MODEL,
+        max_length=args.max_length,
+        min_cosine=args.min_cosine,
+        max_score_diff=args.max_score_diff,
+        device=args.device,
+        dtype=args.dtype,
+        timeout=args.timeout,
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.table() + "\n")
+    return 0 if report.ok else EXIT_DIFFERENT
 
 
 class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -724,7 +869,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; ``None`` reads ``sys.argv``.
 
     Returns:
-        0 on success, 1 on an error (printed as one line), 130 when interrupted.
+        0 on success, 1 on an error (printed as one line), 130 when interrupted;
+        ``check-server`` returns 3 when the server differs from the local weights.
 
     Example:
         >>> main(["query", "How do I install it?", "--json"])  # doctest: +SKIP

@@ -181,6 +181,7 @@ def embedding_function_for(
     dimensions: int | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    base_url: str | None = None,
 ) -> Qwen3EmbeddingFunction:
     """The embedding function for a collection: each setting as asked, else as persisted.
 
@@ -194,6 +195,9 @@ def embedding_function_for(
         dimensions: Matryoshka size; ``None`` takes the persisted one, else the full size.
         device: Device for the model (never persisted).
         dtype: Compute dtype (never persisted).
+        base_url: A model server to embed with (see :mod:`qwen3_rag.remote`), or ``None``
+            for local weights. Taken as given, not from the collection: its vectors are the
+            same either way. With a server, the key's variable name is the persisted one.
 
     Returns:
         A :class:`~qwen3_rag.chroma.Qwen3EmbeddingFunction` (nothing loaded yet).
@@ -228,6 +232,8 @@ def embedding_function_for(
         revision=merged["revision"],
         device=device,
         dtype=dtype,
+        base_url=base_url,
+        api_key_env=persisted.get("api_key_env") if base_url is not None else None,
     )
 
 

@@ -17,6 +17,7 @@ MODULES = [
     "qwen3_rag._forward",
     "qwen3_rag.embedder",
     "qwen3_rag.reranker",
+    "qwen3_rag.remote",
     "qwen3_rag.chroma",
     "qwen3_rag.cli",
     "qwen3_rag.store",

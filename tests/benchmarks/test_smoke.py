@@ -98,3 +98,21 @@ def test_indexing_benchmark_runs(tmp_path: Path) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     chunks, embedded_again, reused = int(cells[0]), int(cells[2]), int(cells[3])
     assert chunks >= 50 and 1 <= embedded_again <= 3 and embedded_again + reused == chunks
+
+
+def test_remote_benchmark_runs_and_reports_overhead(tmp_path: Path) -> None:
+    if not QWEN3_TOKENIZER.is_dir() or not QWEN3_EMBEDDING_TOKENIZER.is_dir():
+        pytest.skip(FIXTURES_MISSING)
+    output = tmp_path / "REMOTE.md"
+    args = ["--repeats", "1", "--output", str(output), "--cache", str(tmp_path / "cache")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.remote", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in output.read_text().splitlines() if line.startswith("| embed")]
+    assert len(rows) == 3
+    assert "| rerank, 16 documents per request | 4 | 64 |" in output.read_text()
