@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qwen3_rag.store import DEFAULT_COLLECTION, DEFAULT_DB
+from qwen3_rag.store import CHROMA_URL_ENV, DEFAULT_COLLECTION, DEFAULT_DB
 
 if TYPE_CHECKING:
     from qwen3_rag.indexing import IndexProgress, IndexStats
@@ -86,12 +86,22 @@ def store_options() -> argparse.ArgumentParser:
     store.add_argument(
         "--db", default=DEFAULT_DB, help=f"folder of the Chroma store (default {DEFAULT_DB})"
     )
+    _chroma_url_option(store)
     store.add_argument(
         "--collection",
         default=DEFAULT_COLLECTION,
         help=f"collection name (default {DEFAULT_COLLECTION})",
     )
     return parent
+
+
+def _chroma_url_option(group: Any) -> None:
+    group.add_argument(
+        "--chroma-url",
+        metavar="URL",
+        help=f"a Chroma server (chroma run, Docker) to use instead of the store in --db, e.g. "
+        f"http://localhost:8000 (default: ${CHROMA_URL_ENV}; '{LOCAL}' forces --db)",
+    )
 
 
 def model_options(*, vector_settings: bool = True) -> argparse.ArgumentParser:
@@ -297,6 +307,7 @@ def _eval_parser(sub: Any) -> None:
     store.add_argument(
         "--db", help="evaluate this Chroma store's collection (HNSW) instead of exact search"
     )
+    _chroma_url_option(store)
     store.add_argument(
         "--collection",
         default=DEFAULT_COLLECTION,
@@ -389,6 +400,30 @@ def _server_url(flag: str | None, env: str, persisted: str | None = None) -> str
     return value.strip()
 
 
+def _chroma_url(args: argparse.Namespace) -> str | None:
+    """The Chroma server to use: ``--chroma-url``, else its variable; ``None``: the --db store."""
+    return _server_url(getattr(args, "chroma_url", None), CHROMA_URL_ENV)
+
+
+def _where(args: argparse.Namespace) -> str:
+    """The store, as the user named it: the server URL or the --db folder."""
+    url = _chroma_url(args)
+    return url if url is not None else str(args.db)
+
+
+def _connect(url: str) -> Any:
+    """A client of the Chroma server at ``url``, or one line naming --chroma-url."""
+    from qwen3_rag import store
+
+    try:
+        return store.connect(url)
+    except store.StoreError as exc:
+        raise CliError(
+            f"{exc} (start it with `chroma run --path DIR --port PORT`, or change --chroma-url "
+            f"or {CHROMA_URL_ENV})"
+        ) from exc
+
+
 # -- errors in CLI words ---------------------------------------------------------------------
 
 
@@ -440,12 +475,14 @@ def model_errors(role: str, model: str) -> Iterator[None]:
 def _store_error(exc: StoreError, args: argparse.Namespace) -> CliError:
     from qwen3_rag import store
 
-    where = f"collection {args.collection!r} in {args.db}"
+    place = _where(args)
+    flag = "--chroma-url" if _chroma_url(args) is not None else "--db"
+    where = f"collection {args.collection!r} in {place}"
     if isinstance(exc, store.NoCollectionError):
         have = f" (it has: {', '.join(exc.available)})" if exc.available else ""
         return CliError(
-            f"no collection {args.collection!r} in {args.db}{have}: run `qwen3-rag index "
-            f"PATH... --db {args.db} --collection {args.collection}` first"
+            f"no collection {args.collection!r} in {place}{have}: run `qwen3-rag index "
+            f"PATH... {flag} {place} --collection {args.collection}` first"
         )
     if isinstance(exc, store.EmptyCollectionError):
         return CliError(f"{where} is empty: index some text files first")
@@ -458,8 +495,8 @@ def _store_error(exc: StoreError, args: argparse.Namespace) -> CliError:
             else "drop the option or environment variable, or index into another --collection "
             "or --db"
         )
-        return CliError(f"{exc} ({args.db}): {hint}")
-    return CliError(f"--db {args.db}: {exc}")
+        return CliError(f"{exc} ({place}): {hint}")
+    return CliError(f"{flag} {place}: {exc}")
 
 
 @contextlib.contextmanager
@@ -532,7 +569,7 @@ def _summary(stats: IndexStats, args: argparse.Namespace) -> str:
         f"{stats.chunks_removed} removed; "
         f"{stats.files} text files ({stats.files_unchanged} unchanged, {stats.files_changed} new "
         f"or changed), {stats.files_deleted} deleted, {stats.files_binary} binary skipped; "
-        f"{args.db} now holds {stats.chunks_stored} chunks in {args.collection!r}"
+        f"{_where(args)} now holds {stats.chunks_stored} chunks in {args.collection!r}"
     )
 
 

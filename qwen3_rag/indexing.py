@@ -996,6 +996,7 @@ def index_paths(
     *,
     db: str | os.PathLike[str] = DEFAULT_DB,
     collection: str = DEFAULT_COLLECTION,
+    client: Any = None,
     model: str | None = None,
     instruction: str | None = None,
     dimensions: int | None = None,
@@ -1006,9 +1007,10 @@ def index_paths(
     chunk_overlap: int = 64,
     batch_size: int = 32,
     wait: bool = True,
+    embed: EmbedStep | None = None,
     on_progress: Callable[[IndexProgress], None] | None = None,
 ) -> IndexStats:
-    """Index files and folders into a collection of an embedded Chroma store.
+    """Index files and folders into a collection of an embedded Chroma store or a server.
 
     Creates the store folder and the collection when missing. The collection remembers its
     embedding model, instruction and dimensions; settings left ``None`` are taken from it
@@ -1018,8 +1020,11 @@ def index_paths(
 
     Args:
         paths: Files and folders to index.
-        db: The store folder.
+        db: The store folder (not used with ``client``).
         collection: The collection name.
+        client: A chromadb client to index into instead of the store in ``db``, e.g. a
+            Chroma server's (:func:`qwen3_rag.store.connect`). No lock is held then: a
+            server has no store folder, so keep two runs on one collection apart yourself.
         model: Qwen3-Embedding hub id or local folder.
         instruction: Query instruction (preset name or sentence), kept with the collection.
         dimensions: Matryoshka size, fixed when the collection is created.
@@ -1031,6 +1036,8 @@ def index_paths(
         batch_size: Chunks embedded and written per step.
         wait: Wait for another run on ``db`` to finish, else raise
             :class:`~qwen3_rag.store.DbLockedError`.
+        embed: The embed step (default: this process, :func:`embed_locally`), e.g.
+            :func:`qwen3_rag.distributed.ray_embed_step` to embed on a Ray cluster.
         on_progress: Called with an :class:`IndexProgress` after each written batch.
 
     Returns:
@@ -1057,18 +1064,19 @@ def index_paths(
     check_chunking(chunk_size, chunk_overlap)
     roots = resolve_paths(paths)
     folder = Path(db).expanduser()
-    if folder.exists() and not folder.is_dir():
+    if client is None and folder.exists() and not folder.is_dir():
         raise store.StoreError(f"{os.fspath(db)} is a file, not a folder")
     asked = {"model": model, "instruction": instruction, "dimensions": dimensions}
     clash = [k for k, v in {**asked, "device": device, "dtype": dtype}.items() if v is not None]
     if embedding_function is not None and clash:
         raise TypeError(f"pass either embedding_function or {', '.join(clash)}, not both")
     # Check the settings and the model before creating or locking anything.
-    stored = (
-        store.stored_config(store.open_client(folder), collection)
-        if store.has_store(folder)
-        else None
-    )
+    if client is not None:
+        stored = store.stored_config(client, collection)
+    elif store.has_store(folder):
+        stored = store.stored_config(store.open_client(folder), collection)
+    else:
+        stored = None
     function = embedding_function or store.embedding_function_for(
         stored,
         model=model,
@@ -1086,10 +1094,8 @@ def index_paths(
             "another qwen3-rag index run is writing to %s: waiting for it to finish", os.fspath(db)
         )
 
-    with store.lock_db(folder, wait=wait, on_wait=waiting):
-        opened = store.open_collection(
-            store.open_client(folder), collection, embedding_function=function
-        )
+    def run(target: Any, exclude: list[Path]) -> IndexStats:
+        opened = store.open_collection(target, collection, embedding_function=function)
         return index_collection(
             roots,
             opened.collection,
@@ -1097,6 +1103,12 @@ def index_paths(
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
             batch_size=batch_size,
-            exclude=[folder],
+            exclude=exclude,
+            embed=embed,
             on_progress=on_progress,
         )
+
+    if client is not None:
+        return run(client, [])
+    with store.lock_db(folder, wait=wait, on_wait=waiting):
+        return run(store.open_client(folder), [folder])

@@ -50,7 +50,9 @@ __all__ = [
     "SearchHit",
     "StoreError",
     "check_same_vectors",
+    "CHROMA_URL_ENV",
     "collection_config",
+    "connect",
     "embedding_function_for",
     "find_collection",
     "lock_db",
@@ -70,6 +72,10 @@ DEFAULT_DB = "./qwen3_db"
 DEFAULT_COLLECTION = "docs"
 #: The file in a store folder that an index run holds locked (see :func:`lock_db`).
 LOCK_FILE = ".qwen3-rag-index.lock"
+#: The environment variable the ``qwen3-rag`` command reads a Chroma server's URL from.
+CHROMA_URL_ENV = "QWEN3_RAG_CHROMA_URL"
+#: The port of a Chroma server URL that names none (``chroma run``'s default).
+CHROMA_PORT = 8000
 #: The settings that fix a collection's vectors: indexing with any other value is refused.
 VECTOR_SETTINGS = ("model", "revision", "dimensions", "instruction")
 
@@ -149,6 +155,67 @@ def open_client(db: str | os.PathLike[str]) -> Any:
     return chromadb.PersistentClient(
         str(path), settings=Settings(anonymized_telemetry=False, allow_reset=False)
     )
+
+
+def connect(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    tenant: str | None = None,
+    database: str | None = None,
+) -> Any:
+    """Connect to a Chroma server (``chroma run``, Docker, Chroma Cloud) by its URL.
+
+    The same collections, with the same persisted settings, as in an embedded store:
+    :func:`open_collection`, :func:`open_for_search`, :func:`search` and
+    :func:`qwen3_rag.indexing.index_paths` (``client=``) take the client returned here. A
+    server has no store folder, so nothing here holds :func:`lock_db`: keep two index runs
+    on one collection apart yourself.
+
+    Args:
+        url: ``http://host:port`` or ``https://host[:port]``; without a port, 443 for
+            ``https``, else 8000 (``chroma run``'s default).
+        headers: Sent with every request (e.g. ``{"x-chroma-token": ...}`` for a server
+            with token auth).
+        tenant: The tenant (default: chromadb's default tenant).
+        database: The database (default: chromadb's default database).
+
+    Returns:
+        A ``chromadb.HttpClient``, telemetry off.
+
+    Raises:
+        StoreError: If the URL is malformed or no Chroma server answers there.
+
+    Example:
+        >>> from qwen3_rag.store import connect, open_for_search
+        >>> client = connect("http://localhost:8000")  # doctest: +SKIP
+        >>> docs = open_for_search(client, "docs").collection  # doctest: +SKIP
+    """
+    from urllib.parse import urlsplit
+
+    chromadb = _chromadb()
+    from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT, Settings
+
+    parts = urlsplit(url.strip() if "://" in url else f"http://{url.strip()}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise StoreError(f"{url!r} is not a Chroma server URL (http://host:port)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise StoreError(f"{url!r} is not a Chroma server URL (http://host:port)")
+    ssl = parts.scheme == "https"
+    try:
+        return chromadb.HttpClient(
+            host=parts.hostname,
+            port=port if port is not None else 443 if ssl else CHROMA_PORT,
+            ssl=ssl,
+            headers=dict(headers or {}),
+            settings=Settings(anonymized_telemetry=False),
+            tenant=tenant or DEFAULT_TENANT,
+            database=database or DEFAULT_DATABASE,
+        )
+    except ValueError as exc:  # chromadb says "Could not connect to a Chroma server ..."
+        raise StoreError(f"no Chroma server answers at {url}: {exc}") from exc
 
 
 def has_store(db: str | os.PathLike[str]) -> bool:
