@@ -219,6 +219,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=32,
         help="chunks embedded and written per step (default 32)",
     )
+    ray = index.add_argument_group('ray (pip install "qwen3-rag[ray]")')
+    ray.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL,
+        metavar="ADDRESS",
+        help=f"embed on Ray actors, one model each: no ADDRESS (or '{LOCAL}') starts Ray here "
+        "with no cluster; 'auto' joins the cluster of `ray start`; or ray://HOST:10001",
+    )
+    ray.add_argument(
+        "--ray-actors",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="Ray actors (model copies) embedding in parallel (default 1)",
+    )
+    ray.add_argument(
+        "--ray-cpus",
+        type=float,
+        metavar="N",
+        help="CPUs per actor (default 1; torch uses that many threads)",
+    )
+    ray.add_argument(
+        "--ray-gpus", type=float, metavar="N", help="GPUs per actor, e.g. 1 (default 0)"
+    )
 
     query = sub.add_parser(
         "query",
@@ -525,11 +550,20 @@ def cmd_index(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc).replace("chunk_", "--chunk-")) from None
     resolve_paths(args.paths)  # a missing path fails before any model loads
+    ray_flags = [f for f in ("ray_actors", "ray_cpus", "ray_gpus") if _changed(args, f)]
+    if args.ray is None and ray_flags:
+        raise CliError(f"--{ray_flags[0].replace('_', '-')} applies only with --ray")
+    if args.ray is not None:
+        _check_ray()
     tune_cpu_threads()
     db = Path(args.db).expanduser()
+    url = _chroma_url(args)
+    client = _connect(url) if url is not None else None
     with _store_errors(args):
         stored = None
-        if store.has_store(db):
+        if client is not None:
+            stored = store.stored_config(client, args.collection)
+        elif store.has_store(db):
             stored = store.stored_config(store.open_client(db), args.collection)
         function = store.embedding_function_for(
             stored,
@@ -553,14 +587,52 @@ def cmd_index(args: argparse.Namespace) -> int:
                 args.paths,
                 db=db,
                 collection=args.collection,
+                client=client,
                 embedding_function=function,
                 chunk_size=args.chunk_size,
                 chunk_overlap=args.chunk_overlap,
                 batch_size=args.batch_size,
+                embed=_ray_step(args, function.embedder) if args.ray is not None else None,
                 on_progress=progress,
             )
     sys.stdout.write(_summary(stats, args) + "\n")
     return 0
+
+
+def _changed(args: argparse.Namespace, name: str) -> bool:
+    defaults = {"ray_actors": 1, "ray_cpus": None, "ray_gpus": None}
+    return bool(getattr(args, name) != defaults[name])
+
+
+def _check_ray() -> None:
+    """One line naming the extra when Ray is not installed."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise CliError(
+            '--ray needs Ray: pip install "qwen3-rag[ray]" (or drop --ray to embed here)'
+        ) from None
+
+
+def _ray_step(args: argparse.Namespace, embedder: Any) -> Any:
+    """Start (or join) Ray as ``--ray`` says; the indexer's embed step on its actors."""
+    import ray.data
+
+    from qwen3_rag.distributed import init_ray, ray_embed_step
+
+    for name in ("ray", "ray.data"):  # our bar shows progress; Ray's own logs are noise
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        init_ray(args.ray, log_to_driver=bool(args.verbose))
+    except ConnectionError as exc:
+        raise CliError(
+            f"--ray {args.ray}: no Ray cluster answers there ({_one_line(exc)}); drop ADDRESS "
+            "to start Ray here"
+        ) from exc
+    return ray_embed_step(
+        embedder, concurrency=args.ray_actors, num_cpus=args.ray_cpus, num_gpus=args.ray_gpus
+    )
 
 
 def _summary(stats: IndexStats, args: argparse.Namespace) -> str:
@@ -585,11 +657,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     if not question:
         raise CliError("the question is empty")
     db = Path(args.db).expanduser()
-    if not store.has_store(db):
+    url = _chroma_url(args)
+    if url is None and not store.has_store(db):
         raise CliError(f"no index at {args.db}: run `qwen3-rag index PATH... --db {args.db}` first")
     tune_cpu_threads()
+    client = _connect(url) if url is not None else None
     with _store_errors(args):
-        client = store.open_client(db)
+        client = client or store.open_client(db)
         stored = store.stored_config(client, args.collection)
         function = store.embedding_function_for(
             stored,
@@ -713,10 +787,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise CliError(
                 f"--dimensions {args.dimensions!r}: expected integers like 1024,256"
             ) from None
-    if args.id_key and not args.db:
-        raise CliError("--id-key applies only with --db")
-    if args.db and args.dimensions:
-        raise CliError("--dimensions cannot be used with --db: the collection's size is fixed")
+    url = _chroma_url(args)
+    if args.db and url is not None:
+        raise CliError("pass either --db or --chroma-url (or QWEN3_RAG_CHROMA_URL), not both")
+    in_store = bool(args.db) or url is not None
+    if args.id_key and not in_store:
+        raise CliError("--id-key applies only with --db or --chroma-url")
+    if in_store and args.dimensions:
+        raise CliError(
+            "--dimensions cannot be used with --db or --chroma-url: the collection's size is fixed"
+        )
     data = evaluation.load_beir(args.data_dir, split=args.split)
     logger.info(
         "%s, split %s: %d queries with relevant documents, %d documents",
@@ -729,17 +809,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     collection = None
     revision = None
     served: dict[str, Any] = {}
-    if args.db:
-        db = Path(args.db).expanduser()
-        if not store.has_store(db):
-            raise CliError(f"--db {args.db}: no Chroma store there (run `qwen3-rag index` first)")
-        with _store_errors(args):
+    if in_store:
+        if url is not None:
+            client = _connect(url)
+        else:
+            db = Path(args.db).expanduser()
+            if not store.has_store(db):
+                raise CliError(
+                    f"--db {args.db}: no Chroma store there (run `qwen3-rag index` first)"
+                )
             client = store.open_client(db)
+        with _store_errors(args):
             collection = store.find_collection(client, args.collection)
             if collection is None:
                 names = sorted(c.name for c in client.list_collections())
                 have = f" (it has: {', '.join(names)})" if names else ""
-                raise CliError(f"--collection {args.collection!r}: not in {args.db}{have}")
+                raise CliError(f"--collection {args.collection!r}: not in {_where(args)}{have}")
             persisted = store.collection_config(collection)
         model = model or persisted.get("model")
         revision = persisted.get("revision")

@@ -7,6 +7,8 @@ from pathlib import Path
 if os.environ.get("QWEN3_RAG_REAL_MODELS") != "1":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from collections.abc import Iterator
+
 import pytest
 
 from tests.models import (
@@ -55,3 +57,15 @@ def real_reranker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random Qwen3-Reranker weights beside the real Qwen3 tokenizer."""
     _require_fixtures()
     return build_model(tmp_path_factory.mktemp("real_rr"), QWEN3_TOKENIZER, kind="reranker", seed=1)
+
+
+@pytest.fixture(scope="session")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a real Chroma server (``chroma run``) on a free loopback port.
+
+    Shared by the session: each test uses collections of its own names.
+    """
+    from tests.chroma_server import chroma_server
+
+    with chroma_server(tmp_path_factory.mktemp("chroma-server") / "data") as url:
+        yield url
