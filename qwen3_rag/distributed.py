@@ -40,12 +40,12 @@ import numpy as np
 
 if TYPE_CHECKING:
     from qwen3_rag import Embedder
-    from qwen3_rag.indexing import EmbedStep
     from qwen3_rag.options import EmbedderOptions
 
 __all__ = [
     "DEFAULT_WINDOW",
     "RAY_EXTRA",
+    "RayEmbedStep",
     "embed_dataset",
     "init_ray",
     "ray_embed_step",
@@ -193,6 +193,86 @@ def embed_dataset(
     )
 
 
+class RayEmbedStep:
+    """The indexer's embed step on Ray (see :func:`ray_embed_step`, which builds it).
+
+    Attributes:
+        embedder: The settings the actors embed with; the indexer checks them against the
+            collection's.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        *,
+        concurrency: int = 1,
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+        window: int = DEFAULT_WINDOW,
+        max_restarts: int | None = None,
+    ) -> None:
+        self._ray = _ray()
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be an int >= 1, got {window!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        self.embedder = embedder
+        self.concurrency = concurrency
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.window = window
+        self.max_restarts = max_restarts
+
+    def __repr__(self) -> str:
+        return (
+            f"RayEmbedStep({self.embedder!r}, concurrency={self.concurrency}, "
+            f"num_cpus={self.num_cpus}, num_gpus={self.num_gpus}, window={self.window})"
+        )
+
+    def __call__(self, batches: Iterable[Sequence[str]]) -> Iterator[np.ndarray]:
+        """Embed the batches ``window`` chunks at a time; yield each batch's vectors in order."""
+        it = iter(batches)
+        while True:
+            group: list[list[str]] = []
+            size = 0
+            for batch in it:
+                group.append(list(batch))
+                size += len(group[-1])
+                if size >= self.window:
+                    break
+            if not group:
+                return
+            yield from self._embed_window(group)
+
+    def _embed_window(self, group: list[list[str]]) -> Iterator[np.ndarray]:
+        """One dataset: yield each batch's vectors, in order, as soon as all are back."""
+        rows = [
+            {"row": i, "text": text} for i, text in enumerate(itertools.chain.from_iterable(group))
+        ]
+        dataset = self._ray.data.from_items(rows, override_num_blocks=len(group))
+        embedded = embed_dataset(
+            dataset,
+            self.embedder,
+            concurrency=min(self.concurrency, len(group)),
+            num_cpus=self.num_cpus,
+            num_gpus=self.num_gpus,
+            batch_size=max(len(b) for b in group),
+            max_restarts=self.max_restarts,
+        )
+        ends = list(itertools.accumulate(len(b) for b in group))
+        starts = [end - len(b) for end, b in zip(ends, group, strict=True)]
+        vectors: dict[int, np.ndarray] = {}
+        done = 0  # batches yielded
+        for out in embedded.iter_batches(batch_format="numpy", batch_size=None):
+            for row, vector in zip(out["row"], out["embedding"], strict=True):
+                vectors[int(row)] = np.asarray(vector, dtype=np.float32)
+            while done < len(group) and all(r in vectors for r in range(starts[done], ends[done])):
+                yield np.stack([vectors.pop(r) for r in range(starts[done], ends[done])])
+                done += 1
+        if done < len(group):
+            raise RuntimeError(f"Ray returned vectors for {starts[done]} of {ends[-1]} chunks")
+
+
 def ray_embed_step(
     embedder: Embedder,
     *,
@@ -201,97 +281,51 @@ def ray_embed_step(
     num_gpus: float | None = None,
     window: int = DEFAULT_WINDOW,
     max_restarts: int | None = None,
-) -> EmbedStep:
+) -> RayEmbedStep:
     """The indexer's embed step on Ray: the same vectors, computed by a pool of actors.
 
     The indexer's batches are taken ``window`` chunks at a time into a dataset, embedded
     by :func:`embed_dataset`, and handed back to the indexer batch by batch, in order, as
-    soon as each batch's vectors are all back; the indexer writes each batch as it gets it.
-    So a failure mid-run (an actor killed with no restarts left, the cluster lost) keeps
-    every batch written before it, and the next run embeds only the chunks still missing.
+    soon as each batch's vectors are all back; the indexer writes each batch as it gets it
+    (ids, order and writes stay in this process). A failure mid-run (an actor dead with no
+    restarts left, a lost cluster) keeps every batch written before it, and the next run
+    embeds only the chunks still missing.
 
-    Ray must be running (:func:`init_ray`) when the indexer calls the step.
+    Ray must be running (:func:`init_ray`) when the indexer calls the step, and
+    ``embedder`` must have the collection's settings (the indexer checks).
 
     Args:
         embedder: The collection's embedder (its settings are sent to the actors).
         concurrency: Actors (models) in the pool.
         num_cpus: CPUs per actor.
         num_gpus: GPUs per actor.
-        window: Chunks per dataset: a larger window amortises actor start-up (one model
-            load per actor per window), a smaller one returns first vectors sooner.
+        window: Chunks per dataset: a larger window amortises actor start-up (one process
+            start and model load per actor per window), a smaller one returns first vectors
+            sooner.
         max_restarts: See :func:`embed_dataset`.
 
     Returns:
-        A step for :func:`qwen3_rag.indexing.index_collection` (``embed=``) or
-        :func:`qwen3_rag.indexing.index_paths`.
+        A step for :func:`qwen3_rag.indexing.index_paths` or
+        :func:`~qwen3_rag.indexing.index_collection` (``embed=``).
 
     Raises:
         ImportError: If Ray is not installed.
-        ValueError: If ``window`` is below 1.
+        ValueError: If ``window`` or ``concurrency`` is below 1.
 
     Example:
         >>> from qwen3_rag import Embedder
         >>> from qwen3_rag.distributed import init_ray, ray_embed_step
         >>> from qwen3_rag.indexing import index_paths
+        >>> embedder = Embedder("Qwen/Qwen3-Embedding-0.6B")
         >>> init_ray()  # doctest: +SKIP
-        >>> step = ray_embed_step(Embedder("Qwen/Qwen3-Embedding-0.6B"), concurrency=2)
-        >>> index_paths(["docs"], db="qwen3_db", embed=step)  # doctest: +SKIP
+        >>> step = ray_embed_step(embedder, concurrency=2, num_cpus=1)  # doctest: +SKIP
+        >>> index_paths(["docs"], model=embedder.model, embed=step)  # doctest: +SKIP
     """
-    ray = _ray()
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be an int >= 1, got {window!r}")
-
-    def step(batches: Iterable[Sequence[str]]) -> Iterator[np.ndarray]:
-        it = iter(batches)
-        while True:
-            group: list[list[str]] = []
-            size = 0
-            for batch in it:
-                group.append(list(batch))
-                size += len(group[-1])
-                if size >= window:
-                    break
-            if not group:
-                return
-            yield from _embed_window(
-                ray, group, embedder, concurrency, num_cpus, num_gpus, max_restarts
-            )
-
-    return step
-
-
-def _embed_window(
-    ray: Any,
-    group: list[list[str]],
-    embedder: Embedder,
-    concurrency: int,
-    num_cpus: float | None,
-    num_gpus: float | None,
-    max_restarts: int | None,
-) -> Iterator[np.ndarray]:
-    """Embed a window of batches on Ray; yield each batch's vectors, in order, once all back."""
-    rows = [{"row": i, "text": text} for i, text in enumerate(itertools.chain.from_iterable(group))]
-    dataset = ray.data.from_items(rows, override_num_blocks=len(group))
-    embedded = embed_dataset(
-        dataset,
+    return RayEmbedStep(
         embedder,
-        concurrency=min(concurrency, len(group)),
+        concurrency=concurrency,
         num_cpus=num_cpus,
         num_gpus=num_gpus,
-        batch_size=max(len(b) for b in group),
+        window=window,
         max_restarts=max_restarts,
     )
-    ends = list(itertools.accumulate(len(b) for b in group))
-    starts = [end - len(b) for end, b in zip(ends, group, strict=True)]
-    vectors: dict[int, np.ndarray] = {}
-    done = 0  # batches yielded
-    for out in embedded.iter_batches(batch_format="numpy", batch_size=None):
-        for row, vector in zip(out["row"], out["embedding"], strict=True):
-            vectors[int(row)] = np.asarray(vector, dtype=np.float32)
-        while done < len(group) and all(r in vectors for r in range(starts[done], ends[done])):
-            yield np.stack([vectors.pop(r) for r in range(starts[done], ends[done])])
-            done += 1
-    if done < len(group):
-        raise RuntimeError(
-            f"Ray returned vectors for {sum(len(b) for b in group[:done])} of {ends[-1]} chunks"
-        )

@@ -640,7 +640,9 @@ def index_collection(
         chunk_overlap: Most tokens shared by neighbouring chunks.
         batch_size: Chunks embedded per model step, and written per store call.
         exclude: Folders not to walk into.
-        embed: The embed step; default :func:`embed_locally` over ``embedder``.
+        embed: The embed step; default :func:`embed_locally` over ``embedder``. A step
+            with an ``embedder`` attribute (e.g. :func:`qwen3_rag.distributed.ray_embed_step`)
+            must have ``embedder``'s vector settings.
         on_progress: Called with an :class:`IndexProgress` after each stored batch (from
             the writing thread).
 
@@ -649,7 +651,8 @@ def index_collection(
 
     Raises:
         FileNotFoundError: If a path does not exist.
-        ValueError: If a size is out of range.
+        ValueError: If a size is out of range, or the embed step's embedder has other
+            settings than ``embedder``.
     """
     started = time.perf_counter()
     check_chunking(chunk_size, chunk_overlap)
@@ -661,6 +664,13 @@ def index_collection(
         logger.warning("no files found under %s", ", ".join(map(str, roots)))
     stored = stored_chunks(collection)
     settings = vector_settings(embedder)
+    step_embedder = getattr(embed, "embedder", None)
+    if step_embedder is not None and vector_settings(step_embedder) != settings:
+        raise ValueError(
+            f"the embed step embeds with other settings than the collection's "
+            f"({vector_settings(step_embedder)} vs {settings}): build it from the "
+            f"collection's embedder"
+        )
 
     chunker = _shared_chunker(embedder.source, chunk_size, chunk_overlap)
     stats = IndexStats()
