@@ -15,6 +15,7 @@ from qwen3_rag.indexing import index_paths
 from tests.cli.conftest import CHUNKING, read_db, write_corpus
 from tests.models import REPO_ROOT
 from tests.ray_faults import FAULTS_ENV, arm, calls, disarm
+from tests.readme import link_models, python_blocks
 
 ray = pytest.importorskip("ray")  # installed by .[all]; the import error path: tests/cli
 
@@ -132,3 +133,19 @@ def test_index_survives_a_dead_actor(
         assert after[id_]["document"] == record["document"]
         assert after[id_]["metadata"] == record["metadata"]
         assert np.abs(np.subtract(after[id_]["embedding"], record["embedding"])).max() <= 1e-5
+
+
+def test_readme_ray_snippet_runs(
+    faults: Path,
+    tiny_embedding_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    link_models(tmp_path, embedding=tiny_embedding_dir)
+    code = python_blocks("## Ray and a Chroma server")[1]
+    assert "embed_dataset" in code and "init_ray(num_cpus=2)" in code
+    exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "[('beijing', (32,)), ('gravity', (32,))]"

@@ -93,3 +93,35 @@ def test_model_server_snippets_run(
     assert out[0].startswith("[[") and out[1].startswith("[(")  # similarities, (index, score)
     assert out[2] == "64"  # the LangChain query vector: the served model's full size
     assert paths == {"/v1/embeddings", "/rerank"}
+
+
+def test_chroma_server_snippet_runs(
+    chroma_url: str,
+    tiny_embedding_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    section = readme_section("## Ray and a Chroma server")
+    for needle in ("chroma run --path", "QWEN3_RAG_CHROMA_URL", "--chroma-url", "no file lock",
+                   "--ray-actors", "--ray-cpus", "--ray-gpus", "ray start --head"):  # fmt: skip
+        assert needle in section, needle
+    monkeypatch.chdir(tmp_path)
+    link_models(tmp_path, embedding=tiny_embedding_dir)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "china.md").write_text("The capital of China is Beijing.\n")
+    (tmp_path / "notes" / "gravity.md").write_text("Gravity attracts two bodies.\n")
+    host, port = chroma_url.removeprefix("http://").split(":")
+    code = python_blocks("## Ray and a Chroma server")[0]
+    assert 'host="localhost", port=8000' in code and "http://localhost:8000" in code
+    code = code.replace('host="localhost", port=8000', f'host="{host}", port={port}')
+    code = code.replace("http://localhost:8000", chroma_url)
+    exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and out[0].startswith("['") and out[0].endswith(".md']")
+    assert out[1] in ("The capital of China is Beijing.", "Gravity attracts two bodies.")
+    assert out[2] in ("The capital of China is Beijing.", "Gravity attracts two bodies.")
+    from qwen3_rag.store import collection_config, connect
+
+    stored = collection_config(connect(chroma_url).get_collection("notes"))
+    assert stored["model"] == str(tmp_path / "models" / "Qwen3-Embedding-0.6B")
