@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         )
         ray.data.DataContext.get_current().enable_progress_bars = False
         ray_start = time.perf_counter() - start
-        layouts = [(1, cores)] + ([(cores, 1)] if cores > 1 else [])
+        layouts = args.layouts or [(1, cores)] + ([(cores, 1)] if cores > 1 else [])
         try:
             embedder = Embedder(str(model), device="cpu")
             for actors, cpus in layouts:
@@ -143,6 +143,13 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _layouts(value: str) -> list[tuple[int, int]]:
+    try:
+        return [(int(a), int(c)) for a, c in (x.split("x") for x in value.split(","))]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected ACTORSxCPUS,...") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the table; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ray_index", description=__doc__)
@@ -151,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a two-layer model (smoke run)")
     parser.add_argument("--cache", type=Path, default=models.CACHE, help="model cache folder")
     parser.add_argument("--output", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--layouts",
+        type=_layouts,
+        help="Ray layouts as ACTORSxCPUS, comma-separated (default: 1xCORES,CORESx1)",
+    )
     args = parser.parse_args(argv)
     table = markdown(run(args), args)
     print(table)

@@ -663,7 +663,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     tune_cpu_threads()
     client = _connect(url) if url is not None else None
     with _store_errors(args):
-        client = client or store.open_client(db)
+        if client is None:
+            client = store.open_client(db)
         stored = store.stored_config(client, args.collection)
         function = store.embedding_function_for(
             stored,

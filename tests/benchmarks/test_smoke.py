@@ -116,3 +116,23 @@ def test_remote_benchmark_runs_and_reports_overhead(tmp_path: Path) -> None:
     rows = [line for line in output.read_text().splitlines() if line.startswith("| embed")]
     assert len(rows) == 3
     assert "| rerank, 16 documents per request | 4 | 64 |" in output.read_text()
+
+
+def test_ray_index_benchmark_runs(tmp_path: Path) -> None:
+    if not QWEN3_EMBEDDING_TOKENIZER.is_dir():
+        pytest.skip(FIXTURES_MISSING)
+    output = tmp_path / "RAY.md"
+    args = ["--tiny", "--chunks", "8", "--layouts", "2x1", "--output", str(output)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ray_index", *args, "--cache", str(tmp_path / "cache")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in output.read_text().splitlines() if line.startswith("| ")][2:]
+    assert [r.split("|")[1].strip() for r in rows][1] == "Ray, 2 actor(s) x 1 CPU"
+    assert rows[0].split("|")[1].strip().startswith("plain, torch")
+    diff = float(rows[1].split("|")[4])
+    assert diff <= 1e-5  # the Ray index holds the plain index's vectors
