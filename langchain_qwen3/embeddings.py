@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from qwen3_rag import Embedder, EmbedderOptions
 from qwen3_rag.fields import EmbedderFields, option_field
 from qwen3_rag.instructions import format_query
+from qwen3_rag.options import check_text
 
 __all__ = ["Qwen3Embeddings"]
 
@@ -216,9 +217,7 @@ class Qwen3Embeddings(EmbedderFields, Embeddings):
         Raises:
             TypeError: If ``text`` is not a string.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, not {type(text).__name__}")
-        vector: list[float] = self._embedder.embed_queries([text])[0].tolist()
+        vector: list[float] = self._embedder.embed_queries([check_text(text)])[0].tolist()
         return vector
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:

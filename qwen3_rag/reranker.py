@@ -40,8 +40,10 @@ from qwen3_rag.options import (
     DTypeLike,
     InstructionLike,
     RerankerOptions,
+    check_pairs,
     check_positive_int,
     check_rerank_instruction,
+    check_text,
     check_texts,
 )
 
@@ -164,8 +166,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
             TypeError: If ``query`` is not a str, ``documents`` is a bare string, or holds a
                 non-string.
         """
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, not {type(query).__name__}")
+        query = check_text(query, "query")
         docs = check_texts(documents, "documents")
         return self._score([(query, d) for d in docs], instruction)
 
@@ -175,28 +176,17 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         """Relevance of each ``(query, document)`` pair (queries may differ).
 
         Args:
-            pairs: ``(query, document)`` tuples.
+            pairs: ``(query, document)`` pairs: a list, or any iterable such as
+                ``zip(queries, documents)``.
             instruction: Override this reranker's instruction for this call.
 
         Returns:
             P(yes) in [0, 1] for each pair, in input order.
 
         Raises:
-            TypeError: If ``pairs`` is not a sequence of two-string pairs (names the index).
+            TypeError: If ``pairs`` is not an iterable of two-string pairs (names the index).
         """
-        if isinstance(pairs, str) or not isinstance(pairs, Sequence):
-            raise TypeError("pairs must be a list of (query, document) tuples")
-        checked: list[tuple[str, str]] = []
-        for i, pair in enumerate(pairs):
-            if (
-                isinstance(pair, str)
-                or not isinstance(pair, Sequence)
-                or len(pair) != 2
-                or not all(isinstance(x, str) for x in pair)
-            ):
-                raise TypeError(f"pairs[{i}] must be a (query: str, document: str) pair")
-            checked.append((pair[0], pair[1]))
-        return self._score(checked, instruction)
+        return self._score(check_pairs(pairs), instruction)
 
     def rank(
         self,
@@ -221,7 +211,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
             ValueError: If ``top_n`` is not ``None`` or a positive integer.
         """
         if top_n is not None:
-            check_positive_int(top_n, "top_n")
+            top_n = check_positive_int(top_n, "top_n")
         scores = self.score(query, documents, instruction=instruction)
         order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
         return [(i, scores[i]) for i in order[:top_n]]
