@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from qwen3_rag import Embedder, Reranker, _forward
+from qwen3_rag import reranker as reranker_module
 from tests.core.test_parity import TASK, literal_embed, literal_rerank, normalise
 
 MAX_LENGTH = 4096  # the tiny test models' max_position_embeddings
@@ -100,3 +101,47 @@ def test_long_documents_through_prefix_sharing_rerank_like_the_literal_recipe(
     assert longest <= mask_budget  # every prefix-continuing mask within the budget
     if mask_budget < 4000 * 4000:
         assert len(chunked) > 100  # went through many chunks, each equal to the reference
+
+
+@pytest.fixture
+def prefix_lengths(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The length of every prefix whose keys and values the reranker computes and keeps."""
+    lengths: list[int] = []
+    real = _forward.prefix_kv
+
+    def recording(model: Any, prefix: Any, device: Any) -> Any:
+        lengths.append(len(prefix))
+        return real(model, prefix, device)
+
+    monkeypatch.setattr(_forward, "prefix_kv", recording)
+    return lengths
+
+
+def test_a_lone_long_pair_keeps_no_prefix_cache(
+    real_reranker_dir: Path, prefix_lengths: list[int]
+) -> None:
+    """Sharing a prefix with nobody saves nothing, and would hold every layer's keys and values
+    for the whole input (7.5 GB at 32k tokens for the 0.6B model)."""
+    rr = Reranker(str(real_reranker_dir), device="cpu", max_length=MAX_LENGTH).load()
+    prefix_lengths.clear()  # the load-time self-check shares a prefix
+    docs = [long_text(5)]
+    got = rr.score(QUERY, docs)
+    assert prefix_lengths == []
+    expected = literal_rerank(
+        real_reranker_dir, TASK, QUERY, docs, max_length=MAX_LENGTH, last_logits_only=True
+    )
+    assert abs(got[0] - expected[0]) <= 1e-5
+
+
+def test_the_shared_prefix_is_capped_by_the_token_budget(
+    real_reranker_dir: Path, prefix_lengths: list[int]
+) -> None:
+    """A long query shared by several documents: its cached part stays within the budget."""
+    rr = Reranker(str(real_reranker_dir), device="cpu", max_batch_tokens=512).load()
+    prefix_lengths.clear()
+    query = long_text(6, words=300)  # ~600 tokens with the template
+    docs = ["Beijing is the capital of China.", "gravity", ""]
+    got = rr.score(query, docs)
+    assert prefix_lengths == [512 // reranker_module.SHARE_FRACTION]
+    expected = literal_rerank(real_reranker_dir, TASK, query, docs, last_logits_only=True)
+    assert np.abs(np.array(got) - np.array(expected)).max() <= 1e-5
