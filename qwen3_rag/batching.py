@@ -29,7 +29,6 @@ from qwen3_rag.options import check_positive_int
 
 __all__ = [
     "MAX_PADDING",
-    "REPLACEMENT_CHARACTER",
     "encode_truncated",
     "left_pad",
     "plan_batches",
@@ -42,9 +41,6 @@ logger = logging.getLogger(__name__)
 #: Cut a length-sorted batch once more than this fraction of it would be padding (attention
 #: still pays for padding; projections and MLPs do not, see ``qwen3_rag._forward``).
 MAX_PADDING = 0.15
-
-#: What a lone surrogate code point becomes (U+FFFD, as ``bytes.decode(errors="replace")`` does).
-REPLACEMENT_CHARACTER = "\ufffd"
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

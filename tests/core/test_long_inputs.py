@@ -78,24 +78,32 @@ def test_long_texts_embed_like_the_literal_recipe(
     assert ours and all(shape[-2] == 1 for shape in ours)
 
 
+#: One query, so its template, instruction and query are computed once and shared: the
+#: documents then continue that prefix, the first with ~4,000 tokens of its own.
+LONG_DOCS = [long_text(2), "short", long_text(3, words=900)]
+
+
+@pytest.fixture(scope="module")
+def long_docs_reference(real_reranker_dir: Path) -> list[float]:
+    """The literal recipe's scores for ``LONG_DOCS`` (computed once for both budgets)."""
+    return literal_rerank(
+        real_reranker_dir, TASK, QUERY, LONG_DOCS, max_length=MAX_LENGTH, last_logits_only=True
+    )
+
+
 def test_long_documents_through_prefix_sharing_rerank_like_the_literal_recipe(
     real_reranker_dir: Path,
+    long_docs_reference: list[float],
     mask_budget: int,
     attention_masks: list[tuple[int, ...]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # one query, so its template, instruction and query are computed once and shared: the
-    # documents then continue that prefix, the first with ~4,000 tokens of its own
-    docs = [long_text(2), "short", long_text(3, words=900)]
     rr = Reranker(str(real_reranker_dir), device="cpu", max_length=MAX_LENGTH).load()
     attention_masks.clear()
     with caplog.at_level(logging.WARNING, logger="qwen3_rag"):
-        got = rr.score(QUERY, docs)
+        got = rr.score(QUERY, LONG_DOCS)
     ours = list(attention_masks)
-    expected = literal_rerank(
-        real_reranker_dir, TASK, QUERY, docs, max_length=MAX_LENGTH, last_logits_only=True
-    )
-    assert np.abs(np.array(got) - np.array(expected)).max() <= 1e-5
+    assert np.abs(np.array(got) - np.array(long_docs_reference)).max() <= 1e-5
     chunked = [shape for shape in ours if shape[-2] > 1]
     longest = max(shape[-2] * shape[-1] for shape in chunked)
     assert longest <= mask_budget  # every prefix-continuing mask within the budget
