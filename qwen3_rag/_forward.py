@@ -313,6 +313,18 @@ def _attend(
     )
 
 
+def _attend_after_prefix(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, past_len: int, scale: float
+) -> torch.Tensor:
+    """Causal attention of new tokens that continue a ``past_len``-token prefix.
+
+    Each new token sees the whole prefix and the new tokens up to itself.
+    """
+    width = q.shape[2]
+    mask = torch.ones((width, k.shape[2]), dtype=torch.bool, device=q.device).tril(past_len)
+    return _attend(q, k, v, mask=mask, causal=False, scale=scale)
+
+
 def _heads(t: torch.Tensor) -> torch.Tensor:
     """(tokens, heads, head_dim) -> (1, heads, tokens, head_dim), a view."""
     return t.transpose(0, 1).unsqueeze(0)
@@ -362,21 +374,11 @@ class _Pass:
         self.x0: torch.Tensor = model.embed_tokens(tokens)  # (tokens, hidden)
         cos, sin = model.rotary_emb(self.x0, (position + past_len).unsqueeze(0))  # (1, T, D)
         self.cos, self.sin = cos[0].unsqueeze(1), sin[0].unsqueeze(1)  # (T, 1, head_dim)
-        self._masks: dict[int, torch.Tensor] = {}
         if not self.per_sequence:
             self.flat = row_of * self.width + position  # each row's place in the padded grid
             self.padded = tokens.numel() < self.batch * self.width
 
     # -- layout --
-
-    def _mask(self, n: int) -> torch.Tensor:
-        """(n, past + n): every new token sees the whole prefix and the new tokens up to itself."""
-        if n not in self._masks:
-            dev = self.cos.device
-            self._masks[n] = torch.ones((n, self.past_len + n), dtype=torch.bool, device=dev).tril(
-                self.past_len
-            )
-        return self._masks[n]
 
     def _grid(self, t: torch.Tensor) -> torch.Tensor:
         """(tokens, heads, head_dim) -> (B, heads, W, head_dim), pads zero."""
@@ -385,6 +387,12 @@ class _Pass:
             grid[self.flat] = t
             t = grid
         return t.reshape(self.batch, self.width, -1, self.head_dim).transpose(1, 2)
+
+    def _causal(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Causal attention of new queries, after the shared prefix's keys if there are any."""
+        if self.past_len:
+            return _attend_after_prefix(q, k, v, past_len=self.past_len, scale=self.scale)
+        return _attend(q, k, v, mask=None, causal=True, scale=self.scale)
 
     def _with_past(
         self, k: torch.Tensor, v: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
@@ -411,15 +419,11 @@ class _Pass:
             outs = []
             for s, n in zip(self.starts, self.lengths, strict=True):
                 ks, vs = self._with_past(_heads(k[s : s + n]), _heads(v[s : s + n]), past)
-                mask = self._mask(n) if past is not None else None
-                out = _attend(
-                    _heads(q[s : s + n]), ks, vs, mask=mask, causal=mask is None, scale=self.scale
-                )
+                out = self._causal(_heads(q[s : s + n]), ks, vs)
                 outs.append(out[0].transpose(0, 1))  # (n, heads, head_dim)
             return torch.cat(outs).flatten(1)
         kg, vg = self._with_past(self._grid(k), self._grid(v), past)
-        mask = self._mask(self.width) if past is not None else None
-        out = _attend(self._grid(q), kg, vg, mask=mask, causal=mask is None, scale=self.scale)
+        out = self._causal(self._grid(q), kg, vg)
         out = out.transpose(1, 2).reshape(self.batch * self.width, -1)
         return out[self.flat] if self.padded else out
 
