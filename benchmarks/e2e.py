@@ -267,11 +267,15 @@ def run_indexing(
     folder = corpus_folder(work / "corpus", s.files, s.file_chars)
     texts = [p.read_text(encoding="utf-8") for p in sorted(folder.rglob("*")) if p.is_file()]
     tokens = sum(len(peers.tokenizer.encode(t, add_special_tokens=False)) for t in texts)
-    paths: dict[str, Callable[[Path], Any]] = {
-        "qwen3-rag index": lambda db: index_ours(folder, db, emb_dir, s),
-        "LlamaIndex": lambda db: index_llamaindex(folder, db, peers, s),
-        "LangChain": lambda db: index_langchain(folder, db, peers, s),
+    warm = corpus_folder(work / "warm-up", 1, 200)
+    paths: dict[str, Callable[[Path, Path], Any]] = {
+        "qwen3-rag index": lambda src, db: index_ours(src, db, emb_dir, s),
+        "LlamaIndex": lambda src, db: index_llamaindex(src, db, peers, s),
+        "LangChain": lambda src, db: index_langchain(src, db, peers, s),
     }
+    for n, (name, fn) in enumerate(paths.items()):  # imports and first calls, untimed
+        logger.info("indexing warm-up: %s", name)
+        fn(warm, work / f"db-warm-{n}")
     best: dict[str, dict[str, float]] = {}
     ours_db = work
     for r in range(s.rounds):
@@ -287,7 +291,7 @@ def run_indexing(
             )
             with clock(owner, method) as spent:
                 start = time.perf_counter()
-                fn(db)
+                fn(folder, db)
                 wall = time.perf_counter() - start
             chunks = chroma_client(db).get_collection("docs").count()
             if name not in best or wall < best[name]["seconds"]:
@@ -561,10 +565,12 @@ def report(d: dict[str, Any]) -> tuple[list[str], list[tuple[str, float, bool]]]
         rows.append((f"indexing: >= 2x the {peer} path", ratio, ratio >= 2))
     outside = 1 - ours["model_seconds"] / ours["seconds"]
     rows.append(("indexing: time outside the model <= 10 % of ours", outside, outside <= 0.10))
-    for ours_name in ("ours (LangChain)", "ours (LlamaIndex)"):
-        for peer in ("LangChain CrossEncoderReranker", "LlamaIndex SentenceTransformerRerank"):
-            ratio = p50[peer] / p50[ours_name]
-            rows.append((f"question p50: {ours_name} >= 2x {peer}", ratio, ratio >= 2))
+    for ours_name, peer in (
+        ("ours (LangChain)", "LangChain CrossEncoderReranker"),
+        ("ours (LlamaIndex)", "LlamaIndex SentenceTransformerRerank"),
+    ):  # like for like: the same candidates, the same texts
+        ratio = p50[peer] / p50[ours_name]
+        rows.append((f"question p50: {ours_name} >= 2x {peer}", ratio, ratio >= 2))
         diff = qa["max_abs_score_diff"][ours_name]
         rows.append((f"question: {ours_name} scores within 1e-4 of official", diff, diff <= 1e-4))
     return lines, rows

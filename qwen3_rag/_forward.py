@@ -61,7 +61,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from qwen3_rag.batching import left_pad
+from qwen3_rag.batching import MAX_PADDING, left_pad
 
 __all__ = [
     "KV",
@@ -69,6 +69,8 @@ __all__ = [
     "fuse_projections",
     "last_hidden",
     "model_last_hidden",
+    "padding_limit",
+    "per_sequence_attention",
     "prefix_kv",
     "self_check",
     "supports",
@@ -337,6 +339,21 @@ def per_sequence_attention(device: torch.device) -> bool:
     sequence attends alone; on accelerators one launch over a padded grid is cheaper.
     """
     return device.type == "cpu"
+
+
+def padding_limit(fast: bool, device: torch.device) -> float | None:
+    """The padding share at which a length-sorted batch is cut (``plan_batches``' ``max_padding``).
+
+    ``None`` (no cut: larger batches, larger matmuls) when the lean forward attends one
+    sequence at a time, where padding costs nothing; else
+    :data:`~qwen3_rag.batching.MAX_PADDING`, since attention on a padded grid, and
+    transformers' own forward everywhere, pay for every pad.
+
+    Args:
+        fast: Whether the lean forward runs (see :func:`final_hidden`).
+        device: The model's device.
+    """
+    return None if fast and per_sequence_attention(device) else MAX_PADDING
 
 
 class _Pass:

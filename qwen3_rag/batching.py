@@ -22,8 +22,9 @@ from qwen3_rag.options import check_positive_int
 
 __all__ = ["MAX_PADDING", "encode_truncated", "left_pad", "plan_batches", "right_pad"]
 
-#: Cut a length-sorted batch once more than this fraction of it would be padding (attention
-#: still pays for padding; projections and MLPs do not, see ``qwen3_rag._forward``).
+#: Cut a length-sorted batch once more than this fraction of it would be padding, where padding
+#: costs compute: attention on a padded grid (accelerators) and transformers' own forward. The
+#: lean forward on CPU computes no pad at all (see ``qwen3_rag._forward.padding_limit``).
 MAX_PADDING = 0.15
 
 
