@@ -4,7 +4,8 @@ The Ray session of ``tests/core/test_ray.py`` runs :func:`install` in every work
 (Ray's ``worker_process_setup_hook``). When the folder named by ``QWEN3_RAG_RAY_FAULTS``
 holds a ``die_at`` file (a number N) as the worker starts, the worker's embedding actor
 appends a line to ``calls`` before each batch and exits the process (``os._exit``: a crash,
-no cleanup) at the N-th batch counted over all actors.
+no cleanup) at the N-th batch counted over all actors, once: it removes ``die_at`` first, so
+an actor Ray restarts afterwards runs normally.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def install() -> None:
             with (Path(folder) / "calls").open("a") as f:
                 f.write("batch\n")
             if calls(Path(folder)) >= int(die_at.read_text()):
+                die_at.unlink()  # once: a restarted actor runs normally
                 os._exit(1)
         return original(self, batch)
 

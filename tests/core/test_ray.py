@@ -110,19 +110,25 @@ def test_index_survives_a_dead_actor(
             embed=ray_embed_step(embedder, max_restarts=0, window=2 * SIZES["batch_size"]),
             **SIZES,
         )
-    disarm(faults)
     print(f"first run failed with {type(failed.value).__name__} after {calls(faults)} batches")
     assert calls(faults) == 3
+    assert not (faults / "die_at").exists()  # the fault fired
     before = read_db(tmp_path / "db") if (tmp_path / "db" / "chroma.sqlite3").exists() else {}
     assert len(before) == 2 * SIZES["batch_size"]  # the first window's batches are kept
 
-    # The same command again, through the CLI on Ray: finishes, embedding only what is missing.
+    # The same command again, through the CLI on Ray, where an actor crashes again at its
+    # second batch: Ray Data's default restarts the actor and retries the batch, and the run
+    # finishes, embedding only what is missing.
+    arm(faults, die_at=2)
     monkeypatch.chdir(tmp_path)
     assert (
         cli.main(["index", str(docs), "--db", "db", "--embed-model", model, "--ray", *CHUNKING])
         == 0
     )
     summary = next(line for line in capsys.readouterr().out.splitlines() if "embedded" in line)
+    assert not (faults / "die_at").exists()  # the actor did crash
+    assert calls(faults) == 2  # the restarted actor is not armed
+    disarm(faults)
     embedded = int(summary.split(" chunks embedded")[0])
     reused = int(summary.split(" reused")[0].rsplit(" ", 1)[1])
     assert embedded + reused == total - len(before)
