@@ -141,6 +141,7 @@ def test_ray_index_benchmark_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in output.read_text().splitlines() if line.startswith("| ")][2:]
     assert [r.split("|")[1].strip() for r in rows][1] == "Ray, 2 actor(s) x 1 CPU"
+    assert rows[2].split("|")[1].strip().startswith("plain again")
     assert rows[0].split("|")[1].strip().startswith("plain, torch")
     diff = float(rows[1].split("|")[4])
     assert diff <= 1e-5  # the Ray index holds the plain index's vectors
