@@ -11,7 +11,8 @@ Qwen3-Embedding-0.6B shape (random weights, real tokenizer), float32 on this mac
 The plain path runs first and again last (the gap between the two is the machine's drift).
 Reported per row: wall time, its ratio to the mean of the two plain runs (the overhead Ray
 adds here, where it has no more cores to use than the plain path), Ray's start
-(``ray.init``, once), and the largest difference between the stored vectors and the plain path's (they must agree).
+(``ray.init``, once), and the largest difference between the stored vectors and the plain
+path's (they must agree).
 
 Example:
     python -m benchmarks.ray_index                    # 0.6B shape, prints a Markdown table
