@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -120,11 +121,19 @@ def actor_options(embedder: Embedder) -> EmbedderOptions:
 
     The dtype is fixed here (float32 on a CPU driver unless asked otherwise) so that every
     actor makes the vectors this process would make, whatever its device: a vector's dtype
-    is part of the key by which the indexer reuses it. No progress bar in actors.
+    is part of the key by which the indexer reuses it. A relative model folder or cache
+    folder is made absolute (actors run elsewhere). No progress bar in actors.
     """
     options = embedder.options
     dtype = None if embedder.remote is not None else str(embedder.dtype).removeprefix("torch.")
-    return dataclasses.replace(options, dtype=dtype, show_progress=False)
+    # Actors run in other folders (and on other nodes): a relative model folder is made
+    # absolute here, where it was meant.
+    source = embedder.source
+    model = os.path.abspath(source.location) if source.is_local else options.model
+    cache_dir = options.cache_dir and os.path.abspath(os.path.expanduser(options.cache_dir))
+    return dataclasses.replace(
+        options, model=model, cache_dir=cache_dir, dtype=dtype, show_progress=False
+    )
 
 
 def embed_dataset(

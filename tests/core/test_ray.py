@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import ray  # the ray extra is in [all]; the missing-extra error is tested in tests/cli
 
 from qwen3_rag import Embedder, cli
 from qwen3_rag.distributed import embed_dataset, init_ray, ray_embed_step
@@ -16,8 +17,6 @@ from tests.cli.conftest import CHUNKING, read_db, write_corpus
 from tests.models import REPO_ROOT
 from tests.ray_faults import FAULTS_ENV, arm, calls, disarm
 from tests.readme import link_models, python_blocks
-
-ray = pytest.importorskip("ray")  # installed by .[all]; the import error path: tests/cli
 
 SIZES = {"chunk_size": 40, "chunk_overlap": 8, "batch_size": 4}
 
