@@ -50,6 +50,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from qwen3_rag.batching import left_pad, right_pad
 
@@ -244,15 +245,38 @@ def prefix_kv(model: Any, prefix: Sequence[int], device: torch.device) -> KV:
     return kv
 
 
+def _decoder_layer(
+    run: _Pass,
+    layer: Any,
+    x: torch.Tensor,
+    past: tuple[torch.Tensor, torch.Tensor] | None,
+    last: bool,
+) -> torch.Tensor:
+    """One decoder layer of :func:`last_hidden` (every real token, or the last ones only)."""
+    h = layer.input_layernorm(x)
+    k, v = run.keys_values(layer, h)
+    if past is not None:
+        pk, pv = past
+        k = torch.cat((pk.expand(run.batch, -1, -1, -1), k), dim=2)
+        v = torch.cat((pv.expand(run.batch, -1, -1, -1), v), dim=2)
+    return run.last_layer(layer, x, h, k, v) if last else run.layer(layer, x, h, k, v)
+
+
 def last_hidden(
-    model: Any, ids: torch.Tensor, lengths: torch.Tensor, past: KV | None = None
+    model: Any,
+    ids: torch.Tensor,
+    lengths: torch.Tensor,
+    past: KV | None = None,
+    *,
+    checkpoint: bool = False,
 ) -> torch.Tensor:
     """Final-norm hidden state at each row's last real token.
 
     Projections, MLPs and norms run on the real tokens only, packed into one
     ``(tokens, hidden)`` matrix, so padding costs them nothing; only attention sees the
     padded ``(batch, heads, width, head_dim)`` layout, where right padding and the causal
-    mask keep every real token from seeing a pad.
+    mask keep every real token from seeing a pad. The pass is plain differentiable torch, so
+    training (``qwen3_rag.adapt``) runs it too, outside ``torch.inference_mode``.
 
     Args:
         model: A Qwen3 decoder stack (``Qwen3Model``) for which :func:`supports` is true.
@@ -261,6 +285,9 @@ def last_hidden(
         lengths: ``(batch,)`` real length of each row (>= 1).
         past: Keys and values of a shared prefix (from :func:`prefix_kv`) that every row
             continues, or ``None``.
+        checkpoint: Gradient checkpointing: when gradients are on, keep only each layer's
+            input and recompute the layer during the backward pass (less memory, about a
+            third more compute). Same values either way.
 
     Returns:
         ``(batch, hidden)`` in the model's dtype.
@@ -268,17 +295,13 @@ def last_hidden(
     run = _Pass(model, ids, lengths, past_len=past[0][0].shape[2] if past else 0)
     x = run.x0
     layers = list(model.layers)
+    recompute = checkpoint and torch.is_grad_enabled()
     for n, layer in enumerate(layers):
-        h = layer.input_layernorm(x)
-        k, v = run.keys_values(layer, h)
-        if past:
-            pk, pv = past[n]
-            k = torch.cat((pk.expand(run.batch, -1, -1, -1), k), dim=2)
-            v = torch.cat((pv.expand(run.batch, -1, -1, -1), v), dim=2)
-        if n < len(layers) - 1:
-            x = run.layer(layer, x, h, k, v)
+        args = (run, layer, x, past[n] if past else None, n == len(layers) - 1)
+        if recompute:
+            x = torch.utils.checkpoint.checkpoint(_decoder_layer, *args, use_reentrant=False)
         else:
-            x = run.last_layer(layer, x, h, k, v)
+            x = _decoder_layer(*args)
     out: torch.Tensor = model.norm(x)[:, 0]
     return out
 
@@ -306,6 +329,7 @@ def final_hidden(
     *,
     fast: bool,
     past: KV | None = None,
+    checkpoint: bool = False,
 ) -> torch.Tensor:
     """Final-norm hidden state at the last token of each sequence, by the best exact path.
 
@@ -317,13 +341,16 @@ def final_hidden(
         fast: Whether the lean path applies (:func:`supports` and :func:`self_check` passed);
             otherwise transformers' own forward runs (:func:`model_last_hidden`).
         past: A shared prefix from :func:`prefix_kv` (fast path only).
+        checkpoint: Gradient checkpointing in the lean path (see :func:`last_hidden`); for
+            the model's own forward, enable it on the model
+            (``model.gradient_checkpointing_enable()``).
 
     Returns:
         ``(len(sequences), hidden)`` in the model's dtype.
     """
     if fast:
         ids, lengths = right_pad(sequences, pad_id, device)
-        return last_hidden(model, ids, lengths, past)
+        return last_hidden(model, ids, lengths, past, checkpoint=checkpoint)
     if past is not None:
         raise ValueError("a shared prefix needs the lean forward (fast=True)")
     return model_last_hidden(model, sequences, pad_id, device)
