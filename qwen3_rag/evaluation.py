@@ -981,7 +981,7 @@ def _label(
         parts.append(preset.name)
     else:
         text = preset.instruction
-        parts.append(f'"{text}"' if len(text) <= 24 else f'"{text[:23]}…"')
+        parts.append(f'"{text}"' if len(text) <= 24 else f'"{text[:23].rstrip()}…"')
     if dims is not None:
         parts.append(f"d={dims}")
     if fetch_k is not None:
@@ -1546,8 +1546,9 @@ def evaluate(
             with ``add(ids=..., documents=...)``); else the metadata key that holds the corpus
             id, e.g. ``"doc_id"``, or ``"source"`` for a ``qwen3-rag index`` collection (the
             file path as ``qwen3-rag query`` prints it: relative to the working directory when
-            under it, else absolute). Several records (chunks) of one document count once, at
-            their best score, so a run may hold fewer than ``k`` documents.
+            under it, else absolute). ``k`` and ``fetch_k`` count documents: records (chunks)
+            are fetched until that many distinct documents are covered, the reranker scores
+            every fetched chunk, and each document counts once, at its best chunk.
         cache: Where vectors are cached: a :class:`VectorCache`, a folder, ``None`` for
             :func:`default_cache_dir`, or ``False`` for no disk cache.
         block_size: Documents per block of the exact search (bounds memory).
@@ -1806,37 +1807,68 @@ class _Collection:
         return self.texts[candidate]
 
     def candidates(self, plan: _Plan, queries: NDArray[np.float32], depth: int) -> Run:
-        """The collection's nearest records per query (record ids, best first)."""
+        """The collection's nearest records per query, enough to cover ``depth`` documents.
+
+        Records are fetched until ``depth`` distinct corpus ids are covered (the fetch is
+        doubled for the queries whose chunks bunch up on fewer documents), and cut just
+        before the record that would add one more document: the records of the first
+        ``depth`` documents, best first.
+        """
         vectors = truncate(queries, plan.truncation)
         # l2 is the squared distance of unit vectors, 2 - 2 cos; cosine and ip: 1 - similarity
         half = 0.5 if self.space == "l2" else 1.0
         run: Run = {}
+        pending = list(range(len(self.qids)))
+        fetch = min(depth, self.total)
         with tqdm(
             total=len(self.qids), desc="Querying", unit="query", disable=_no_bar(self.progress)
         ) as bar:
-            for start in range(0, len(self.qids), CHROMA_QUERY_BATCH):
-                batch = self.qids[start : start + CHROMA_QUERY_BATCH]
-                found = self.collection.query(
-                    query_embeddings=vectors[start : start + len(batch)],
-                    n_results=min(depth, self.total),
-                    include=["documents", "metadatas", "distances"],
-                )
-                for j, qid in enumerate(batch):
-                    ids = [str(i) for i in found["ids"][j]]
-                    docs = (found.get("documents") or [[None] * len(ids)] * len(batch))[j]
-                    metas = (found.get("metadatas") or [[None] * len(ids)] * len(batch))[j]
-                    dists = (found.get("distances") or [[0.0] * len(ids)] * len(batch))[j]
-                    ranked: list[tuple[str, float]] = []
-                    for rid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True):
-                        cid = self._corpus_id(rid, meta)
-                        if cid is None:
-                            continue
-                        self.texts[rid] = doc or ""
-                        self.owner[rid] = cid
-                        ranked.append((rid, 1.0 - half * float(dist)))
-                    run[qid] = _trec_order(ranked)
-                bar.update(len(batch))
-        return run
+            while pending:
+                short: list[int] = []
+                for start in range(0, len(pending), CHROMA_QUERY_BATCH):
+                    batch = pending[start : start + CHROMA_QUERY_BATCH]
+                    found = self.collection.query(
+                        query_embeddings=vectors[batch],
+                        n_results=fetch,
+                        include=["documents", "metadatas", "distances"],
+                    )
+                    for j, i in enumerate(batch):
+                        ranked, covered = self._records(found, j, half, depth)
+                        if covered < depth and fetch < self.total:
+                            short.append(i)
+                        else:
+                            run[self.qids[i]] = ranked
+                            bar.update(1)
+                pending = short
+                fetch = min(self.total, 2 * fetch)
+        return {q: run[q] for q in self.qids}
+
+    def _records(
+        self, found: Mapping[str, Any], j: int, half: float, depth: int
+    ) -> tuple[list[tuple[str, float]], int]:
+        """Query ``j``'s records, best first, up to ``depth`` documents; and how many."""
+        ids = [str(i) for i in found["ids"][j]]
+        docs = (found.get("documents") or [])[j] if found.get("documents") else [None] * len(ids)
+        metas = (found.get("metadatas") or [])[j] if found.get("metadatas") else [None] * len(ids)
+        dists = found["distances"][j]
+        ranked: list[tuple[str, float]] = []
+        for rid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True):
+            cid = self._corpus_id(rid, meta)
+            if cid is None:
+                continue
+            self.texts[rid] = doc or ""
+            self.owner[rid] = cid
+            ranked.append((rid, 1.0 - half * float(dist)))
+        kept: list[tuple[str, float]] = []
+        covered: set[str] = set()
+        for rid, score in _trec_order(ranked):
+            cid = self.owner[rid]
+            if cid not in covered:
+                if len(covered) == depth:
+                    break
+                covered.add(cid)
+            kept.append((rid, score))
+        return kept, len(covered)
 
     def fold(self, run: Run) -> Run:
         """Records to corpus ids: each document once, at its best record's score."""
