@@ -745,26 +745,39 @@ class VectorCache:
 # -- exact search ----------------------------------------------------------------------------
 
 
-def _order_rows(vals: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sort each row by score descending, then index ascending."""
-    by_index = idx.argsort(dim=1)
-    vals, idx = vals.gather(1, by_index), idx.gather(1, by_index)
+def _order_rows(
+    vals: torch.Tensor, idx: torch.Tensor, priority: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sort each row by score descending, then tie priority ascending (default: the index)."""
+    key = idx if priority is None else priority[idx]
+    by_key = key.argsort(dim=1)
+    vals, idx = vals.gather(1, by_key), idx.gather(1, by_key)
     by_score = vals.sort(dim=1, descending=True, stable=True).indices
     return vals.gather(1, by_score), idx.gather(1, by_score)
 
 
-def _block_top(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The exact first ``k`` columns of each row under (score desc, index asc)."""
+def _block_top(
+    scores: torch.Tensor, k: int, offset: int, priority: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact first ``k`` documents of a block per row: (score desc, priority asc).
+
+    Returns the scores and the corpus indices (``offset`` + column).
+    """
     n = scores.shape[1]
     if n <= k:
-        return scores.sort(dim=1, descending=True, stable=True)
-    vals, idx = _order_rows(*scores.topk(k + 1, dim=1))
+        vals, idx = scores.sort(dim=1, descending=True, stable=True)
+        return _order_rows(vals, idx + offset, priority)
+    vals, idx = scores.topk(k + 1, dim=1)
+    vals, idx = _order_rows(vals, idx + offset, priority)
     tied = (vals[:, k - 1] == vals[:, k]).nonzero().flatten().tolist()
-    for r in tied:  # a tie across the cut: take the lowest indices among the tied scores
+    for r in tied:  # a tie across the cut: the tied documents of lowest priority win
         row = scores[r]
-        cand = (row >= vals[r, k - 1]).nonzero().flatten()
-        order = row[cand].sort(descending=True, stable=True).indices[:k]
-        vals[r, :k], idx[r, :k] = row[cand[order]], cand[order]
+        cand = (row >= vals[r, k - 1]).nonzero().flatten() + offset
+        key = cand if priority is None else priority[cand]
+        cand = cand[key.argsort()]
+        cand_vals = row[cand - offset]
+        order = cand_vals.sort(descending=True, stable=True).indices[:k]
+        vals[r, :k], idx[r, :k] = cand_vals[order], cand[order]
     return vals[:, :k], idx[:, :k]
 
 
@@ -816,6 +829,19 @@ def search(
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if not np.isfinite(queries).all():
         raise ValueError("queries hold NaN or infinite values")
+    return _search(queries, corpus, k, dimensions, block_size, device, None)
+
+
+def _search(
+    queries: NDArray[np.float32],
+    corpus: NDArray[np.float32],
+    k: int,
+    dimensions: int | None,
+    block_size: int,
+    device: str | torch.device | None,
+    priority: NDArray[np.int64] | None,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """:func:`search`, ties going to the lowest ``priority`` (default: the lowest index)."""
     target = torch.device(device) if device is not None else torch.device("cpu")
     m, n = len(queries), len(corpus)
     top = min(k, n)
@@ -825,37 +851,34 @@ def search(
         return out_scores, out_index
     q_all = torch.from_numpy(truncate(np.ascontiguousarray(queries, np.float32), dimensions))
     q_all = q_all.to(target)
-    width = q_all.shape[1]
+    ranks = None if priority is None else torch.from_numpy(priority).to(target)
+    groups = range(0, m, QUERY_BLOCK)
+    best: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(groups)
     buffer = torch.empty((min(QUERY_BLOCK, m), min(block_size, n)), device=target)
-    blocks: list[torch.Tensor] | None = [] if m > QUERY_BLOCK else None  # reuse across groups
     with torch.inference_mode():
-        for q0 in range(0, m, QUERY_BLOCK):
-            q = q_all[q0 : q0 + QUERY_BLOCK]
-            best_v: torch.Tensor | None = None
-            best_i: torch.Tensor | None = None
-            for b, d0 in enumerate(range(0, n, block_size)):
-                if blocks is not None and b < len(blocks):
-                    docs = blocks[b]
-                else:
-                    chunk = np.ascontiguousarray(corpus[d0 : d0 + block_size], np.float32)
-                    if not np.isfinite(chunk).all():
-                        raise ValueError(f"corpus rows {d0}..{d0 + len(chunk) - 1} hold NaN/inf")
-                    docs = torch.from_numpy(truncate(chunk, dimensions)[:, :width]).to(target)
-                    if blocks is not None and n <= 4 * block_size:
-                        blocks.append(docs)
+        for d0 in range(0, n, block_size):
+            chunk = np.ascontiguousarray(corpus[d0 : d0 + block_size], np.float32)
+            docs = torch.from_numpy(truncate(chunk, dimensions)).to(target)
+            # One sum finds NaN/inf (it would overflow only for absurdly large vectors, where
+            # the exact check below decides).
+            if not math.isfinite(float(docs.sum())) and not bool(torch.isfinite(docs).all()):
+                raise ValueError(f"corpus rows {d0}..{d0 + len(docs) - 1} hold NaN or inf")
+            for g, q0 in enumerate(groups):
+                q = q_all[q0 : q0 + QUERY_BLOCK]
                 scores = buffer[: len(q), : len(docs)]
                 torch.matmul(q, docs.T, out=scores)
-                vals, idx = _block_top(scores, top)
-                idx = idx + d0
-                if best_v is None or best_i is None:
-                    best_v, best_i = vals, idx
-                else:  # earlier blocks first: a stable sort keeps lower indices ahead on ties
-                    vals, idx = torch.cat([best_v, vals], 1), torch.cat([best_i, idx], 1)
-                    order = vals.sort(dim=1, descending=True, stable=True).indices[:, :top]
-                    best_v, best_i = vals.gather(1, order), idx.gather(1, order)
-            assert best_v is not None and best_i is not None
-            out_scores[q0 : q0 + len(q)] = best_v.cpu().numpy()
-            out_index[q0 : q0 + len(q)] = best_i.cpu().numpy()
+                vals, idx = _block_top(scores, top, d0, ranks)
+                kept = best[g]
+                if kept is not None:
+                    vals, idx = torch.cat([kept[0], vals], 1), torch.cat([kept[1], idx], 1)
+                    vals, idx = _order_rows(vals, idx, ranks)
+                    vals, idx = vals[:, :top], idx[:, :top]
+                best[g] = (vals, idx)
+        for g, q0 in enumerate(groups):
+            kept = best[g]
+            assert kept is not None
+            out_scores[q0 : q0 + len(kept[0])] = kept[0].cpu().numpy()
+            out_index[q0 : q0 + len(kept[0])] = kept[1].cpu().numpy()
     return out_scores, out_index
 
 
@@ -917,14 +940,28 @@ def evaluate_vectors(
     depth = k if k is not None else max(m.k for m in parsed)
     if len(doc_ids) != len(doc_vectors) or len(query_ids) != len(query_vectors):
         raise ValueError("query_ids/doc_ids must have one id per vector row")
+    for name, value in (("k", depth), ("block_size", block_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if (
+        query_vectors.ndim != 2
+        or doc_vectors.ndim != 2
+        or query_vectors.shape[1] != doc_vectors.shape[1]
+    ):
+        raise ValueError(
+            f"query_vectors {query_vectors.shape} and doc_vectors {doc_vectors.shape} must be "
+            f"2-D with equal widths"
+        )
+    if not np.isfinite(query_vectors).all():
+        raise ValueError("query_vectors hold NaN or infinite values")
+    # Ties go to the higher id (trec_eval's order): a priority per row, no reordered copy.
     order = sorted(range(len(doc_ids)), key=lambda i: doc_ids[i].encode("utf-8"), reverse=True)
-    if order != list(range(len(doc_ids))):
-        doc_vectors = doc_vectors[order]
-        doc_ids = [doc_ids[i] for i in order]
-    scores, index = search(
-        query_vectors, doc_vectors, depth, dimensions=dimensions, block_size=block_size
+    priority = np.empty(len(doc_ids), dtype=np.int64)
+    priority[np.asarray(order, dtype=np.int64)] = np.arange(len(doc_ids), dtype=np.int64)
+    scores, index = _search(
+        query_vectors, doc_vectors, depth, dimensions, block_size, None, priority
     )
-    run = _run_from_search(list(query_ids), doc_ids, scores, index)
+    run = _run_from_search(list(query_ids), list(doc_ids), scores, index)
     return run, score_run(qrels, run, parsed)
 
 

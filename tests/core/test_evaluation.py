@@ -173,6 +173,27 @@ def test_blocked_search_equals_brute_force_with_ties(
     assert scores.tolist() == [[full[q, i] for i in row] for q, row in enumerate(expected)]
 
 
+@pytest.mark.parametrize("block_size", [1, 5, 16, 200])
+def test_evaluate_vectors_breaks_ties_by_id_across_blocks(
+    block_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(2)
+    corpus = rng.integers(-2, 3, size=(97, 6)).astype(np.float32)
+    corpus[[10, 60, 61]] = corpus[30]
+    queries = rng.integers(-2, 3, size=(9, 6)).astype(np.float32)
+    ids = [f"doc-{x}" for x in rng.permutation(1000)[:97]]  # ids in no particular order
+    qids = [f"q{i}" for i in range(9)]
+    monkeypatch.setattr(evaluation, "QUERY_BLOCK", 4)
+    run, _ = evaluate_vectors(
+        queries, corpus, qids, ids, {q: {ids[0]: 1} for q in qids}, metrics=["MRR@10"], k=25,
+        block_size=block_size,
+    )  # fmt: skip
+    full = queries.astype(np.float64) @ corpus.T.astype(np.float64)
+    for q, row in zip(qids, full.tolist(), strict=True):
+        expected = trec_ranking(dict(zip(ids, row, strict=True)), 25)
+        assert [d for d, _ in run[q]] == expected
+
+
 def test_search_with_matryoshka_truncation() -> None:
     rng = np.random.default_rng(1)
     corpus = rng.standard_normal((50, 64)).astype(np.float32)
