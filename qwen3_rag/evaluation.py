@@ -745,15 +745,23 @@ class VectorCache:
 # -- exact search ----------------------------------------------------------------------------
 
 
-def _order_rows(
+def _break_ties(
     vals: torch.Tensor, idx: torch.Tensor, priority: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sort each row by score descending, then tie priority ascending (default: the index)."""
-    key = idx if priority is None else priority[idx]
-    by_key = key.argsort(dim=1)
-    vals, idx = vals.gather(1, by_key), idx.gather(1, by_key)
-    by_score = vals.sort(dim=1, descending=True, stable=True).indices
-    return vals.gather(1, by_score), idx.gather(1, by_score)
+    """Rows sorted by score descending: order equal scores by priority (default: index).
+
+    Only rows that hold a tie are touched (sorting every row again would cost more than the
+    search's top-k itself).
+    """
+    rows = (vals[:, 1:] == vals[:, :-1]).any(dim=1).nonzero().flatten()
+    if len(rows):
+        sub_v, sub_i = vals[rows], idx[rows]
+        key = sub_i if priority is None else priority[sub_i]
+        by_key = key.argsort(dim=1)
+        sub_v, sub_i = sub_v.gather(1, by_key), sub_i.gather(1, by_key)
+        by_score = sub_v.sort(dim=1, descending=True, stable=True).indices
+        vals[rows], idx[rows] = sub_v.gather(1, by_score), sub_i.gather(1, by_score)
+    return vals, idx
 
 
 def _block_top(
@@ -766,9 +774,9 @@ def _block_top(
     n = scores.shape[1]
     if n <= k:
         vals, idx = scores.sort(dim=1, descending=True, stable=True)
-        return _order_rows(vals, idx + offset, priority)
-    vals, idx = scores.topk(k + 1, dim=1)
-    vals, idx = _order_rows(vals, idx + offset, priority)
+        return _break_ties(vals, idx + offset, priority)
+    vals, idx = scores.topk(k + 1, dim=1)  # sorted, best first
+    vals, idx = _break_ties(vals, idx + offset, priority)
     tied = (vals[:, k - 1] == vals[:, k]).nonzero().flatten().tolist()
     for r in tied:  # a tie across the cut: the tied documents of lowest priority win
         row = scores[r]
@@ -778,6 +786,19 @@ def _block_top(
         cand_vals = row[cand - offset]
         order = cand_vals.sort(descending=True, stable=True).indices[:k]
         vals[r, :k], idx[r, :k] = cand_vals[order], cand[order]
+    return vals[:, :k], idx[:, :k]
+
+
+def _merge(
+    kept: tuple[torch.Tensor, torch.Tensor],
+    new: tuple[torch.Tensor, torch.Tensor],
+    k: int,
+    priority: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge two per-row rankings (each best first) into the first ``k``."""
+    vals, idx = torch.cat([kept[0], new[0]], 1), torch.cat([kept[1], new[1]], 1)
+    order = vals.sort(dim=1, descending=True, stable=True).indices  # two sorted runs: cheap
+    vals, idx = _break_ties(vals.gather(1, order), idx.gather(1, order), priority)
     return vals[:, :k], idx[:, :k]
 
 
@@ -869,11 +890,7 @@ def _search(
                 torch.matmul(q, docs.T, out=scores)
                 vals, idx = _block_top(scores, top, d0, ranks)
                 kept = best[g]
-                if kept is not None:
-                    vals, idx = torch.cat([kept[0], vals], 1), torch.cat([kept[1], idx], 1)
-                    vals, idx = _order_rows(vals, idx, ranks)
-                    vals, idx = vals[:, :top], idx[:, :top]
-                best[g] = (vals, idx)
+                best[g] = (vals, idx) if kept is None else _merge(kept, (vals, idx), top, ranks)
         for g, q0 in enumerate(groups):
             kept = best[g]
             assert kept is not None
