@@ -4,7 +4,9 @@
 ``SentenceSplitter`` sized by the embedding model's own tokenizer), embeds them with
 Qwen3-Embedding and upserts them into a Chroma collection persisted in a folder.
 ``qwen3-rag query "question"`` runs a vector search and reranks the candidates with
-Qwen3-Reranker. No server runs: Chroma is embedded.
+Qwen3-Reranker. No server runs: Chroma is embedded. ``qwen3-rag eval DATA_DIR`` measures
+retrieval quality (presets, Matryoshka sizes, reranking) on a BEIR-format folder with
+:mod:`qwen3_rag.evaluation`.
 
 Re-running ``index`` is incremental and safe to interrupt at any point:
 
