@@ -697,29 +697,57 @@ class VectorCache:
         key = json.dumps(_model_key(embedder), sort_keys=True)
         return self.root / hashlib.sha256(key.encode()).hexdigest()[:24]
 
-    def load(self, embedder: Embedder, hashes: Sequence[bytes]) -> dict[bytes, NDArray[np.float32]]:
-        """The cached vectors of the texts with these hashes (those found)."""
+    def fill(
+        self,
+        embedder: Embedder,
+        hashes: Sequence[bytes],
+        out: NDArray[np.float32],
+        found: NDArray[np.bool_],
+    ) -> None:
+        """Copy the cached vectors of these texts into ``out``, marking them in ``found``.
+
+        Args:
+            embedder: Whose vectors (its model settings choose the folder).
+            hashes: SHA-256 of each text, one per row of ``out``.
+            out: ``(len(hashes), size)`` float32, written where a vector is cached.
+            found: Booleans, one per row: rows already ``True`` are left alone, rows found
+                here are set.
+        """
         folder = self.folder(embedder)
-        wanted = set(hashes)
-        found: dict[bytes, NDArray[np.float32]] = {}
-        if not wanted or not folder.is_dir():
-            return found
+        if not folder.is_dir():
+            return
+        wanted = {h: i for i, h in enumerate(hashes) if not found[i]}
         for keys_file in sorted(folder.glob("*.keys.npy")):
+            if not wanted:
+                return
             vectors_file = keys_file.with_name(keys_file.name.replace(".keys.", ".vectors."))
             try:
                 keys = np.load(keys_file, allow_pickle=False)
                 vectors = np.load(vectors_file, mmap_mode="r", allow_pickle=False)
-                if keys.ndim != 2 or keys.shape[1] != 32 or len(vectors) != len(keys):
+                if (
+                    keys.ndim != 2
+                    or keys.shape[1] != 32
+                    or vectors.shape
+                    != (
+                        len(keys),
+                        out.shape[1],
+                    )
+                ):
                     raise ValueError("keys and vectors do not match")
             except (OSError, ValueError) as exc:
                 logger.warning("ignoring unreadable cache shard %s: %s", keys_file, exc)
                 continue
             raw = keys.astype(np.uint8).tobytes()
-            rows = [i for i in range(len(keys)) if raw[32 * i : 32 * i + 32] in wanted]
-            for i in rows:
-                digest = raw[32 * i : 32 * i + 32]
-                found[digest] = np.array(vectors[i], dtype=np.float32)
-        return found
+            source: list[int] = []
+            target: list[int] = []
+            for i in range(len(keys)):
+                j = wanted.pop(raw[32 * i : 32 * i + 32], None)
+                if j is not None:
+                    source.append(i)
+                    target.append(j)
+            if source:  # one gather per shard: only these rows are read from disk
+                out[target] = vectors[source]
+                found[target] = True
 
     def store(
         self, embedder: Embedder, hashes: Sequence[bytes], vectors: NDArray[np.float32]
@@ -1320,7 +1348,8 @@ class _Vectors:
     def __init__(self, cache: VectorCache | None, progress: bool | None) -> None:
         self.cache = cache
         self.progress = progress
-        self.memory: dict[tuple[str, bytes], NDArray[np.float32]] = {}
+        # (model, applied instruction, side) -> (hashes, vectors) of the last request
+        self.memory: dict[tuple[str, str, str], tuple[list[bytes], NDArray[np.float32]]] = {}
 
     def get(
         self,
@@ -1331,58 +1360,62 @@ class _Vectors:
     ) -> NDArray[np.float32]:
         """Full-size vectors of ``texts`` embedded as ``side`` under ``preset``, in order.
 
-        Queries get the instruction; documents only when the preset is symmetric. The key of
-        each vector is the hash of the exact string the model reads.
+        Queries get the instruction; documents only when the preset is symmetric. Each vector
+        is keyed by the hash of the exact string the model reads; equal texts are embedded
+        once.
         """
         applied = preset if preset is not None and (side == "query" or preset.symmetric) else None
         exact = [format_query(applied.instruction, t) if applied else t for t in texts]
         hashes = [_text_hash(t) for t in exact]
-        model = json.dumps(_model_key(embedder), sort_keys=True)
-        have: dict[bytes, NDArray[np.float32]] = {}
-        for h in hashes:
-            known = self.memory.get((model, h))
-            if known is not None:
-                have[h] = known
+        key = (
+            json.dumps(_model_key(embedder), sort_keys=True),
+            applied.instruction if applied else "",
+            side,
+        )
+        known = self.memory.get(key)
+        if known is not None and known[0] == hashes:
+            return known[1]
+        first: dict[bytes, int] = {}
+        inverse = np.asarray([first.setdefault(h, len(first)) for h in hashes], dtype=np.int64)
+        unique = list(first)
+        raw = dict(zip(hashes, texts, strict=True))  # equal hashes: equal texts
+        vectors = np.empty((len(unique), embedder.hidden_size), dtype=np.float32)
+        found = np.zeros(len(unique), dtype=np.bool_)
         if self.cache is not None:
-            have.update(self.cache.load(embedder, [h for h in hashes if h not in have]))
-        todo: dict[bytes, str] = {}
-        for h, t in zip(hashes, texts, strict=True):
-            if h not in have:
-                todo.setdefault(h, t)
-        if todo:
-            self._embed(embedder, todo, applied, side, have)
-        out = np.empty((len(texts), embedder.hidden_size), dtype=np.float32)
-        for i, h in enumerate(hashes):
-            self.memory[(model, h)] = out[i] = have[h]
+            self.cache.fill(embedder, unique, vectors, found)
+        missing = np.flatnonzero(~found).tolist()
+        if missing:
+            self._embed(embedder, [(i, unique[i], raw[unique[i]]) for i in missing], applied,
+                        side, vectors)  # fmt: skip
+        out = vectors if len(unique) == len(hashes) else vectors[inverse]
+        self.memory[key] = (hashes, out)
         return out
 
     def _embed(
         self,
         embedder: Embedder,
-        todo: dict[bytes, str],
+        todo: list[tuple[int, bytes, str]],
         applied: Preset | None,
         side: Literal["query", "document"],
-        have: dict[bytes, NDArray[np.float32]],
+        out: NDArray[np.float32],
     ) -> None:
-        items = sorted(todo.items(), key=lambda x: len(x[1]))  # similar lengths batch well
+        todo = sorted(todo, key=lambda x: len(x[2]))  # similar lengths batch well
         # "" is "no instruction" for the core: never rely on None meaning raw text.
         instruction: str | Preset = applied if applied is not None else ""
         label = "queries" if side == "query" else "documents"
         with tqdm(
-            total=len(items), desc=f"Embedding {label}", unit="text", disable=_no_bar(self.progress)
+            total=len(todo), desc=f"Embedding {label}", unit="text", disable=_no_bar(self.progress)
         ) as bar:
-            for start in range(0, len(items), EMBED_CHUNK):
-                chunk = items[start : start + EMBED_CHUNK]
-                texts = [t for _, t in chunk]
+            for start in range(0, len(todo), EMBED_CHUNK):
+                chunk = todo[start : start + EMBED_CHUNK]
+                texts = [t for _, _, t in chunk]
                 if side == "query":
                     vectors = embedder.embed_queries(texts, instruction=instruction)
                 else:
                     vectors = embedder.embed_documents(texts, instruction=instruction)
-                keys = [h for h, _ in chunk]
                 if self.cache is not None:  # written as we go: an interruption keeps them
-                    self.cache.store(embedder, keys, vectors)
-                for h, v in zip(keys, vectors, strict=True):
-                    have[h] = v
+                    self.cache.store(embedder, [h for _, h, _ in chunk], vectors)
+                out[[i for i, _, _ in chunk]] = vectors
                 bar.update(len(chunk))
 
 
@@ -1493,23 +1526,17 @@ class _Exact:
         self.qids = qids
         self.block_size = block_size
         self.doc_ids = _trec_sorted_ids(data.corpus)  # index order = trec_eval's tie order
-        self.matrices: dict[tuple[str, str], NDArray[np.float32]] = {}
+        self.texts = [data.corpus[d] for d in self.doc_ids]
         self.description = "exact search"
 
     def text(self, candidate: str) -> str:
         return self.data.corpus[candidate]
 
     def candidates(self, plan: _Plan, queries: NDArray[np.float32], depth: int) -> Run:
-        key = (
-            json.dumps(_model_key(plan.embedder), sort_keys=True),
-            plan.doc_preset.instruction if plan.doc_preset else "",
-        )
-        if key not in self.matrices:
-            texts = [self.data.corpus[d] for d in self.doc_ids]
-            self.matrices[key] = self.vectors.get(plan.embedder, texts, plan.doc_preset, "document")
+        corpus = self.vectors.get(plan.embedder, self.texts, plan.doc_preset, "document")
         scores, index = search(
             queries,
-            self.matrices[key],
+            corpus,
             depth,
             dimensions=plan.truncation,
             block_size=self.block_size,

@@ -760,3 +760,22 @@ def test_chroma_collection_from_another_function_is_refused(data: Dataset, tmp_p
     collection.add(ids=["geo-0"], embeddings=[[1.0, 0.0]])
     with pytest.raises(ValueError, match="was not made by qwen3-rag"):
         evaluate(data, collection=collection, cache=False)
+
+
+def test_equal_texts_are_embedded_once(
+    tiny_embedding_dir: Path, data: Dataset, count_calls: list[tuple[str, list[str]]]
+) -> None:
+    evaluate(data, embedder=str(tiny_embedding_dir), cache=False, k=10, metrics=METRICS)
+    documents = [t for m, t in count_calls if m == "embed_documents"]
+    assert len(data.corpus) == len(CORPUS) + 2
+    assert [len(t) for t in documents] == [len(CORPUS)]  # the two duplicates: no extra work
+
+
+def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch, data: Dataset) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pytrec_eval", None)  # as if not installed
+    with pytest.raises(ImportError, match=r'pip install "qwen3-rag\[eval\]"'):
+        score_run(HAND_QRELS, HAND_RUN)
+    with pytest.raises(ImportError, match=r'pip install "qwen3-rag\[eval\]"'):
+        evaluate(data, cache=False)
