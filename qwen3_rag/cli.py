@@ -4,7 +4,9 @@
 ``SentenceSplitter`` sized by the embedding model's own tokenizer), embeds them with
 Qwen3-Embedding and upserts them into a Chroma collection persisted in a folder.
 ``qwen3-rag query "question"`` runs a vector search and reranks the candidates with
-Qwen3-Reranker. No server runs: Chroma is embedded.
+Qwen3-Reranker. No server runs: Chroma is embedded. ``qwen3-rag eval DATA_DIR`` measures
+retrieval quality (presets, Matryoshka sizes, reranking) on a BEIR-format folder with
+:mod:`qwen3_rag.evaluation`.
 
 Re-running ``index`` is incremental and safe to interrupt at any point:
 
@@ -126,7 +128,7 @@ def _common_parser() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``qwen3-rag`` argument parser (``index`` and ``query`` subcommands).
+    """The ``qwen3-rag`` argument parser (``index``, ``query`` and ``eval`` subcommands).
 
     Example:
         >>> args = build_parser().parse_args(["query", "what is it?", "-k", "3"])
@@ -140,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "query them with Qwen3-Reranker. No server, no API key.",
         epilog="Example: qwen3-rag index docs README.md && qwen3-rag query 'How do I install it?'",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{index,query}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{index,query,eval}")
 
     index = sub.add_parser(
         "index",
@@ -188,6 +190,101 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-rerank", action="store_true", help="print the vector-search order, no reranker"
     )
     query.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL
+    from qwen3_rag.evaluation import DEFAULT_METRICS
+    from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL
+
+    ev = sub.add_parser(
+        "eval",
+        help="measure retrieval quality on a BEIR-format folder: presets, sizes, reranking",
+        description="Embed the corpus once, search it exactly (or a Chroma collection with "
+        "--db), optionally rerank, and print one table: configurations as rows, metrics as "
+        "columns, the best value per column marked (*), each row tested against the first "
+        "(+/-: significantly better/worse). Configurations: every --instruction x every "
+        "--dimensions, and with --rerank each once more, reranked.",
+        epilog="Example: qwen3-rag eval datasets/scifact --instruction web_search,fact_checking "
+        "--dimensions 1024,256 --rerank --fetch-k 100",
+    )
+    ev.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv",
+    )
+    ev.add_argument("--split", default="test", help="qrels split to evaluate (default test)")
+    ev.add_argument(
+        "--instruction",
+        action="append",
+        metavar="INSTRUCTIONS",
+        help="query instructions to compare: comma-separated preset names (web_search,"
+        "question_answering), none for raw queries, or one sentence per --instruction "
+        "(default: web_search; with --db, the collection's)",
+    )
+    ev.add_argument(
+        "--dimensions",
+        metavar="D[,D...]",
+        help="Matryoshka sizes to compare, comma-separated (default: the full size)",
+    )
+    ev.add_argument(
+        "--rerank", action="store_true", help="add each configuration reranked (Qwen3-Reranker)"
+    )
+    ev.add_argument(
+        "--fetch-k",
+        type=_positive,
+        help="vector-search candidates handed to the reranker (default: -k)",
+    )
+    ev.add_argument(
+        "-k",
+        "--k",
+        dest="k",
+        type=_positive,
+        help="results kept per query (default: the largest metric cutoff, 100)",
+    )
+    ev.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help=f"comma-separated metrics: nDCG@k, Recall@k, MRR@k, MAP@k, P@k (default "
+        f"{','.join(DEFAULT_METRICS)})",
+    )
+    ev.add_argument(
+        "--embed-model",
+        help=f"Qwen3-Embedding hub id or local folder (default: ${EMBED_MODEL_ENV}, else the "
+        f"collection's with --db, else {DEFAULT_EMBEDDING_MODEL})",
+    )
+    ev.add_argument(
+        "--rerank-model",
+        help=f"Qwen3-Reranker hub id or local folder (default: ${RERANK_MODEL_ENV}, else "
+        f"{DEFAULT_RERANKER_MODEL})",
+    )
+    ev.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda, mps, cpu)")
+    ev.add_argument(
+        "--dtype", help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)"
+    )
+    ev.add_argument(
+        "--db", help="evaluate this Chroma store's collection (HNSW) instead of exact search"
+    )
+    ev.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"collection name, with --db (default {DEFAULT_COLLECTION})",
+    )
+    ev.add_argument(
+        "--id-key",
+        help="with --db: the metadata key holding each record's corpus id (source: the file "
+        "path, as `query` prints it); default: the record ids are the corpus ids",
+    )
+    ev.add_argument("--runs", metavar="DIR", help="write each configuration's TREC run file here")
+    ev.add_argument("--cache-dir", help="vector cache folder (default ~/.cache/qwen3-rag/vectors)")
+    ev.add_argument("--no-cache", action="store_true", help="do not cache vectors on disk")
+    ev.add_argument(
+        "--test",
+        choices=["permutation", "t-test"],
+        default="permutation",
+        help="paired significance test against the first row (default permutation)",
+    )
+    ev.add_argument("--json", action="store_true", help="print the results as JSON")
+    ev.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks")
+    ev.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
     return parser
 
 
@@ -641,6 +738,130 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- eval ------------------------------------------------------------------------------------
+
+
+def _eval_instructions(values: list[str] | None) -> list[str | None]:
+    """``--instruction`` values: preset lists split at commas, sentences kept whole."""
+    from qwen3_rag.instructions import PRESETS
+
+    if not values:
+        return [None]  # the embedder's (or the collection's) own
+    out: list[str | None] = []
+    for value in values:
+        pieces = [p.strip() for p in value.split(",")]
+        if all(p in PRESETS or p.lower() == "none" for p in pieces):
+            out.extend("" if p.lower() == "none" else p for p in pieces)
+        else:
+            out.append(value)
+    return out
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Run ``qwen3-rag eval``; returns the exit status."""
+    from qwen3_rag import evaluation
+    from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL, Embedder
+    from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL, Reranker
+
+    logging.getLogger(evaluation.__name__).setLevel(logger.getEffectiveLevel())
+    try:
+        metrics = [evaluation.parse_metric(m).name for m in args.metrics.split(",") if m.strip()]
+    except ValueError as exc:
+        raise CliError(f"--metrics: {exc}") from None
+    if not metrics:
+        raise CliError("--metrics is empty")
+    k = args.k or max(evaluation.parse_metric(m).k for m in metrics)
+    if args.rerank and args.fetch_k is not None and args.fetch_k < k:
+        raise CliError(
+            f"--fetch-k ({args.fetch_k}) must be at least -k ({k}): the reranker must see the "
+            f"results it keeps"
+        )
+    if args.fetch_k is not None and not args.rerank:
+        logger.warning("--fetch-k is used only with --rerank")
+    dimensions: list[int | None] = [None]
+    if args.dimensions:
+        try:
+            dimensions = [int(d) for d in args.dimensions.split(",") if d.strip()]
+        except ValueError:
+            raise CliError(
+                f"--dimensions {args.dimensions!r}: expected integers like 1024,256"
+            ) from None
+    if args.id_key and not args.db:
+        raise CliError("--id-key applies only with --db")
+    if args.db and args.dimensions:
+        raise CliError("--dimensions cannot be used with --db: the collection's size is fixed")
+    data = evaluation.load_beir(args.data_dir, split=args.split)
+    logger.info(
+        "%s, split %s: %d queries with qrels (%d skipped), %d documents",
+        args.data_dir,
+        args.split,
+        len(data.queries),
+        data.skipped_queries,
+        len(data.corpus),
+    )
+    model = args.embed_model or os.environ.get(EMBED_MODEL_ENV)
+    collection = None
+    revision = None
+    if args.db:
+        db = Path(args.db).expanduser().resolve()
+        if not (db / "chroma.sqlite3").is_file():
+            raise CliError(f"--db {args.db}: no Chroma store there (run `qwen3-rag index` first)")
+        client = _open_client(db)
+        names = sorted(c.name for c in client.list_collections())
+        if args.collection not in names:
+            have = f" (it has: {', '.join(names)})" if names else ""
+            raise CliError(f"--collection {args.collection!r}: not in {args.db}{have}")
+        collection = client.get_collection(args.collection)
+        persisted = _persisted_ef_config(collection, db)
+        model = model or persisted.get("model")
+        revision = persisted.get("revision")
+    embedder = Embedder(
+        model or DEFAULT_EMBEDDING_MODEL, revision=revision, device=args.device, dtype=args.dtype
+    )
+    reranker = None
+    if args.rerank:
+        reranker = Reranker(
+            args.rerank_model or os.environ.get(RERANK_MODEL_ENV) or DEFAULT_RERANKER_MODEL,
+            device=args.device,
+            dtype=args.dtype,
+        )
+    instructions = _eval_instructions(args.instruction)
+    vector_rows = [
+        evaluation.Configuration(instruction=i, dimensions=d)
+        for i in instructions
+        for d in dimensions
+    ]
+    reranked = [
+        evaluation.Configuration(
+            instruction=c.instruction, dimensions=c.dimensions, rerank=True, fetch_k=args.fetch_k
+        )
+        for c in vector_rows
+        if args.rerank
+    ]
+    cache: Any = False if args.no_cache else args.cache_dir
+    report = evaluation.evaluate(
+        data,
+        vector_rows + reranked,
+        embedder=embedder,
+        reranker=reranker,
+        metrics=metrics,
+        k=k,
+        collection=collection,
+        id_key=args.id_key,
+        cache=cache,
+        runs_dir=args.runs,
+        test=args.test,
+        show_progress=None if not args.quiet else False,
+    )
+    if args.runs:
+        logger.info("run files written to %s", args.runs)
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.table() + "\n")
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------
 
 
@@ -687,7 +908,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
-    command = cmd_index if args.command == "index" else cmd_query
+    command = {"index": cmd_index, "query": cmd_query, "eval": cmd_eval}[args.command]
     try:
         return command(args)
     except KeyboardInterrupt:

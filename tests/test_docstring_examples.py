@@ -19,6 +19,7 @@ MODULES = [
     "qwen3_rag.reranker",
     "qwen3_rag.chroma",
     "qwen3_rag.cli",
+    "qwen3_rag.evaluation",
     "langchain_qwen3.embeddings",
     "langchain_qwen3.rerankers",
     "langchain_qwen3.retrievers",

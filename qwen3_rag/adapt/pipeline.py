@@ -59,7 +59,7 @@ from qwen3_rag.adapt._io import read_jsonl, write_json, write_jsonl
 from qwen3_rag.adapt.corpus import Passage, chunk_corpus, read_passages, write_passages
 from qwen3_rag.adapt.filtering import filter_pairs
 from qwen3_rag.adapt.llm import LLM
-from qwen3_rag.adapt.merge import METADATA_FILE, merge_checkpoints
+from qwen3_rag.adapt.merge import merge_checkpoints
 from qwen3_rag.adapt.mine import mine_negatives
 from qwen3_rag.adapt.synthesize import synthesize
 from qwen3_rag.adapt.train import (

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from qwen3_rag import PRESETS, clear_cache, loaded_models
-from tests.readme import python_block, python_blocks, readme_section
+from tests.beir import write_beir
+from tests.readme import link_models, python_block, python_blocks, readme_section
 
 
 def test_core_snippets_run(
@@ -35,3 +36,38 @@ def test_presets_section_lists_every_preset(capsys: pytest.CaptureFixture[str]) 
     assert len(printed) == len(PRESETS)
     for name in PRESETS:
         assert f"`{name}`" in section
+
+
+def test_evaluation_snippet_runs(
+    tmp_path: Path,
+    tiny_embedding_dir: Path,
+    tiny_reranker_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("pytrec_eval")
+    code = python_block("## Evaluate retrieval on your data")
+    # The tiny model has 64 dimensions, not the 0.6B's 1,024: use a size it has.
+    assert "dimensions=256" in code
+    code = code.replace("dimensions=256", "dimensions=32")
+    link_models(tmp_path, tiny_embedding_dir, tiny_reranker_dir)
+    write_beir(tmp_path / "my_dataset")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("my_dataset, split test: 8 queries, 16 documents, exact search")
+    assert [line.split("  ")[0] for line in lines[2:6]] == [
+        "web_search",
+        "question_answering",
+        "question_answering d=32",
+        "question_answering +rerank@100",
+    ]
+    assert lines[-1].startswith("{'metric': 'nDCG@10', 'a': ")
+    assert len(list((tmp_path / "runs").glob("*.trec"))) == 4
+    section = readme_section("## Evaluate retrieval on your data")
+    for flag in ("--instruction", "--dimensions", "--rerank", "--fetch-k", "--json", "--runs",
+                 "--db", "--id-key", "--split", "--metrics", "--test", "--no-cache"):  # fmt: skip
+        assert flag in section, flag
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv", "query-id corpus-id score"):
+        assert name in section

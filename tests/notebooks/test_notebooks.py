@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,11 @@ def model_env(
     monkeypatch.delenv("QWEN3_RAG_CHAT_MODEL", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # The kernel imports this checkout's packages, not whichever copy is installed.
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(NOTEBOOKS.parent), *filter(None, [path])])
+    )
 
 
 def check_common(notebook: Any) -> list[Any]:
@@ -69,3 +75,33 @@ def test_llamaindex_notebook_runs(model_env: None, tmp_path: Path) -> None:
     assert "10 nodes stored" in outputs(code[2])
     final = outputs(code[-1])
     assert len([line for line in final.splitlines() if line.startswith("0.")]) == 3
+
+
+def test_evaluation_notebook_runs(
+    model_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the default vector cache
+    notebook = run_notebook("evaluate.ipynb", tmp_path)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "every code cell ran"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    images = [o for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 1, "the bar chart is drawn"
+    assert "12 documents, 8 queries" in outputs(code[1])
+    table = outputs(code[2]).strip().splitlines()
+    assert table[1].split()[:4] == ["configuration", "nDCG@10", "Recall@5", "MRR@10"]
+    rows = [line.split()[0] + " " + line.split()[1] for line in table[2:-1]]
+    assert (
+        rows
+        == [
+            "web_search d=64",
+            "web_search d=32",
+            "question_answering d=64",
+            "question_answering d=32",
+        ]
+        * 2
+    )  # then the same four, reranked
+    assert all("+rerank@10" in line for line in table[6:-1])
+    assert len(list((tmp_path / "cache").rglob("*.keys.npy"))) >= 2  # documents, queries
+    assert outputs(code[-1]).count("per query:") == 1
