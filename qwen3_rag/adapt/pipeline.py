@@ -59,7 +59,7 @@ from qwen3_rag.adapt._io import read_jsonl, write_json, write_jsonl
 from qwen3_rag.adapt.corpus import Passage, chunk_corpus, read_passages, write_passages
 from qwen3_rag.adapt.filtering import filter_pairs
 from qwen3_rag.adapt.llm import LLM
-from qwen3_rag.adapt.merge import merge_checkpoints
+from qwen3_rag.adapt.merge import METADATA_FILE, merge_checkpoints
 from qwen3_rag.adapt.mine import mine_negatives
 from qwen3_rag.adapt.synthesize import synthesize
 from qwen3_rag.adapt.train import (
@@ -382,7 +382,6 @@ class _Run:
                 instruction=c.instruction,
                 device=c.device,
                 dtype=c.dtype,
-                max_length=c.train.max_length,
                 show_progress=bool(c.show_progress),
             )
         return self._embedder
@@ -392,11 +391,7 @@ class _Run:
         c = self.config
         if c.reranker_model and self._reranker is None:
             self._reranker = Reranker(
-                c.reranker_model,
-                instruction=c.instruction,
-                device=c.device,
-                dtype=c.dtype,
-                max_length=c.train.max_length,
+                c.reranker_model, instruction=c.instruction, device=c.device, dtype=c.dtype
             )
         return self._reranker
 
@@ -426,7 +421,9 @@ class _Run:
     def synthesize(self) -> dict[str, Any]:
         c = self.config
         if self.llm is None:
-            raise ValueError("llm is needed to synthesize queries (the synthesize stage)")
+            raise ValueError(
+                "an LLM is needed to synthesize queries: pass llm= (--llm on the command line)"
+            )
         if not self.path("passages.jsonl").exists():
             tokenizer = load_fast_tokenizer(self.embedder.source)
             passages = chunk_corpus(
@@ -679,16 +676,16 @@ class _Run:
             changed = sorted(
                 k for k in settings if k not in RUNTIME and before.get(k) != settings[k]
             )
+            if stage is None and all(self.done(s) for s in STAGES):
+                raise FileExistsError(
+                    f"{out} holds a finished adapt run: pass --overwrite to start again, or "
+                    f"--stage STAGE to re-run one stage"
+                )
             if stage is None and changed:
                 raise ValueError(
                     f"{out} holds a run with other settings ({', '.join(changed)} differ): "
                     f"pass the same settings to resume, --stage STAGE to re-run a stage with "
                     f"the new ones, or --overwrite to start again"
-                )
-            if stage is None and all(self.done(s) for s in STAGES):
-                raise FileExistsError(
-                    f"{out} holds a finished adapt run: pass --overwrite to start again, or "
-                    f"--stage STAGE to re-run one stage"
                 )
             self.manifest["settings"] = settings
         else:
@@ -718,8 +715,56 @@ def _yes_rates(when: str, scores: list[float], labels: list[int]) -> dict[str, f
     }
 
 
+#: The metrics of the before/after table.
+METRICS = ("nDCG@10", "Recall@10")
+
+
 def _evaluate(run: _Run) -> dict[str, Any]:
-    raise NotImplementedError("the evaluate stage needs qwen3_rag.evaluation")
+    """Base against adapted on the held-out test split, through :mod:`qwen3_rag.evaluation`."""
+    from qwen3_rag import evaluation
+
+    c = run.config
+    data = evaluation.load_beir(run.path("data"), split="test")
+    base = run.embedder
+    adapted = Embedder(
+        str(run.path("model")), instruction=c.instruction, device=c.device, dtype=c.dtype
+    )
+    report = evaluation.evaluate(
+        data,
+        [
+            evaluation.Configuration(name="base", model=base),
+            evaluation.Configuration(name="adapted", model=adapted),
+        ],
+        embedder=base,
+        metrics=METRICS,
+        cache=run.path("cache") / "vectors",
+        runs_dir=run.path("runs"),
+        show_progress=c.show_progress,
+    )
+    write_json(run.path("evaluation.json"), report.to_dict())
+    versus = report.compare("base", "adapted")
+    result = {
+        "metrics": list(report.metrics),
+        "before": report["base"].metrics,
+        "after": report["adapted"].metrics,
+        "p_values": report["adapted"].p_values,
+        "delta": versus["delta"],
+        "p_value": versus["p_value"],
+        "significant": versus["significant"],
+        "alpha": report.alpha,
+        "test": report.test,
+        "queries": report.queries,
+        "documents": report.documents,
+    }
+    metadata = run.path("model") / METADATA_FILE
+    if metadata.exists():
+        info = json.loads(metadata.read_text(encoding="utf-8"))
+        info["evaluation"] = {k: result[k] for k in ("before", "after", "p_values", "queries")}
+        write_json(metadata, info)
+    summary = AdaptSummary(run.out, {"evaluate": result})
+    if not summary.improved:
+        logger.warning("%s", summary.verdict)
+    return result
 
 
 def adapt(

@@ -284,7 +284,7 @@ class AdaptedModel:
         self.checkpointing = False
 
     def add_lora(self, config: TrainConfig) -> None:
-        """Wrap the model with a fresh LoRA adapter (``peft``), trainable."""
+        """Wrap the model with a fresh LoRA adapter (``peft``), trainable, seeded."""
         peft = require_peft()
         lora = peft.LoraConfig(
             r=config.lora_r,
@@ -293,7 +293,9 @@ class AdaptedModel:
             target_modules=list(config.target_modules),
             bias="none",
         )
-        self.peft_model = peft.get_peft_model(self.model, lora)
+        with torch.random.fork_rng(devices=[]):  # the adapter's initial weights, reproducibly
+            torch.manual_seed(config.seed)
+            self.peft_model = peft.get_peft_model(self.model, lora)
         self.check_fast()
 
     def load_adapters(self, folders: Sequence[Path]) -> list[str]:
