@@ -55,7 +55,7 @@ def llm_from_spec(spec: str, **kwargs: Any) -> Callable[[str], str]:
         ValueError: If LangChain cannot infer a provider from ``spec``.
     """
     try:
-        from langchain.chat_models import init_chat_model
+        from langchain.chat_models import init_chat_model  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         try:
             from langchain_classic.chat_models import init_chat_model

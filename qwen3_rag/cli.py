@@ -1034,11 +1034,12 @@ def _llm(spec: str, args: argparse.Namespace) -> Any:
     try:
         return langchain_qwen3.llm_from_spec(spec)
     except ImportError as exc:
-        raise CliError(f"--llm {spec}: {exc}") from exc
+        raise CliError(f"--llm {spec}: {_one_line(exc)}") from exc
     except ValueError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
         raise CliError(
             f"--llm {spec}: not a folder, and LangChain cannot use it as a chat-model spec "
-            f"(provider:model, e.g. ollama:qwen3:4b): {exc}"
+            f"(provider:model, e.g. ollama:qwen3:4b): {first}"
         ) from exc
 
 

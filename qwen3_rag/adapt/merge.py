@@ -46,6 +46,7 @@ from qwen3_rag.adapt.train import AdaptedModel, require_peft
 from qwen3_rag.embedder import Embedder
 from qwen3_rag.instructions import InstructionLike
 from qwen3_rag.loading import clear_cache, load_tokenizer
+from qwen3_rag.options import DEFAULT_MAX_LENGTH
 from qwen3_rag.reranker import Reranker
 
 __all__ = [
@@ -200,7 +201,13 @@ def _outputs_in_place(adapted: AdaptedModel, probes: Any) -> np.ndarray:
 
 
 def _outputs_of_folder(
-    kind: str, folder: str, instruction: InstructionLike, probes: Any, *, keep: bool
+    kind: str,
+    folder: str,
+    instruction: InstructionLike,
+    probes: Any,
+    max_length: int,
+    *,
+    keep: bool,
 ) -> np.ndarray:
     """The outputs of the model in ``folder``, loaded as a user loads it (CPU, float32).
 
@@ -208,11 +215,15 @@ def _outputs_of_folder(
     """
     model: Embedder | Reranker
     if kind == "embedding":
-        model = Embedder(folder, instruction=instruction, device="cpu", dtype="float32")
+        model = Embedder(
+            folder, instruction=instruction, device="cpu", dtype="float32", max_length=max_length
+        )
         queries, documents = probes
         out = np.concatenate([model.embed_queries(queries), model.embed_documents(documents)])
     else:
-        model = Reranker(folder, instruction=instruction, device="cpu", dtype="float32")
+        model = Reranker(
+            folder, instruction=instruction, device="cpu", dtype="float32", max_length=max_length
+        )
         out = np.asarray(model.score_pairs(list(probes)), dtype=np.float32)
     if not keep:
         clear_cache(model.key)
@@ -227,6 +238,7 @@ def verify_model_folder(
     probes: Any,
     kind: str = "embedding",
     instruction: InstructionLike = None,
+    max_length: int = DEFAULT_MAX_LENGTH,
 ) -> tuple[float, float]:
     """Check a merged model folder as a user would load it; raise :class:`MergeError` if wrong.
 
@@ -239,6 +251,7 @@ def verify_model_folder(
             pairs for a reranker.
         kind: ``"embedding"`` or ``"reranker"``.
         instruction: The instruction the outputs were computed with.
+        max_length: The ``max_length`` they were computed with (inputs are cut the same way).
 
     Returns:
         ``(max difference to the reference, max difference to the base model)``.
@@ -248,10 +261,10 @@ def verify_model_folder(
             from the base model's by at most 1e-3.
     """
     try:
-        got = _outputs_of_folder(kind, str(folder), instruction, probes, keep=False)
+        got = _outputs_of_folder(kind, str(folder), instruction, probes, max_length, keep=False)
     except (OSError, ValueError) as exc:
         raise MergeError(f"the merged model in {folder} does not load: {exc}") from exc
-    base = _outputs_of_folder(kind, base_model, instruction, probes, keep=True)
+    base = _outputs_of_folder(kind, base_model, instruction, probes, max_length, keep=True)
     gap = float(np.abs(got - reference).max())
     change = float(np.abs(got - base).max())
     if not gap <= SAME:
@@ -343,6 +356,7 @@ def merge_checkpoints(
             probes=probes,
             kind=kind,
             instruction=instruction,
+            max_length=max_length,
         )
         info = {
             **(metadata or {}),

@@ -611,11 +611,7 @@ class _Run:
         ).to_dict()
         before = self.reranker.score_pairs(pairs) if self.reranker else []
         after = Reranker(
-            str(self.path("reranker")),
-            instruction=c.instruction,
-            device=c.device,
-            dtype=c.dtype,
-            max_length=c.train.max_length,
+            str(self.path("reranker")), instruction=c.instruction, device=c.device, dtype=c.dtype
         ).score_pairs(pairs)
         return {
             **merged,

@@ -152,3 +152,41 @@ def test_an_interrupted_run_resumes_without_asking_the_llm_again(
     summary = adapt([corpus], llm=second, out=tmp_path / "out", **settings)  # type: ignore[arg-type]
     assert second.calls == 0  # synthesis, filter and mining were done: not redone
     assert set(summary.stages) == set(STAGES)
+
+
+def test_reranker_fine_tuning_with_balanced_labels(
+    tmp_path: Path, tiny_embedding_dir: Path, tiny_reranker_dir: Path
+) -> None:
+    from qwen3_rag import Reranker
+    from qwen3_rag.adapt import TrainConfig
+    from qwen3_rag.adapt.train import _labelled_pairs
+
+    corpus = write_corpus(tmp_path / "docs", 24)
+    summary = adapt(
+        [corpus],
+        llm=FakeLLM(),
+        out=tmp_path / "out",
+        **{
+            **run_settings(tiny_embedding_dir),
+            "reranker_model": str(tiny_reranker_dir),
+            "rerank_band": (0.0, 1.0),
+            "rerank_max": 1.0,
+            "train_reranker": True,
+            "train": TrainConfig(
+                epochs=2, batch_size=8, learning_rate=1e-2, lora_r=4, lora_alpha=8, max_length=96
+            ),
+        },
+    )  # type: ignore[arg-type]
+    pairs = read_jsonl(tmp_path / "out" / "pairs.jsonl")
+    assert all(isinstance(p["rerank_score"], float) for p in pairs)  # every pair keeps its scores
+    train = read_triplets(tmp_path / "out" / "data" / "triplets.jsonl", "train")
+    labels = [y for _, _, y in _labelled_pairs(train, 0)]
+    assert labels.count(1) == labels.count(0) == len(train)  # balanced: "yes" to all cannot win
+    rr = summary.stages["merge"]["reranker"]
+    assert rr["max_gap"] <= 1e-4 and rr["max_change"] > 1e-3  # verified like the embedder
+    for key in ("yes_rate_before", "yes_rate_after", "accuracy_before", "accuracy_after"):
+        assert 0.0 <= rr[key] <= 1.0
+    assert "yes-rate on dev pairs" in summary.table()
+    assert len(summary.stages["train"]["reranker"]["epochs"]) == 2
+    scores = Reranker(rr["folder"], max_length=96).score("Gra ity", ["ity of ls yes Gra the."])
+    assert 0.0 < scores[0] < 1.0
