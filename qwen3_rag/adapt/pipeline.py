@@ -60,7 +60,7 @@ from qwen3_rag.adapt.corpus import Passage, chunk_corpus, read_passages, write_p
 from qwen3_rag.adapt.filtering import filter_pairs
 from qwen3_rag.adapt.llm import LLM
 from qwen3_rag.adapt.merge import METADATA_FILE, merge_checkpoints
-from qwen3_rag.adapt.mine import mine_negatives
+from qwen3_rag.adapt.mine import MiningReport, mine_negatives
 from qwen3_rag.adapt.synthesize import synthesize
 from qwen3_rag.adapt.train import (
     TrainConfig,
@@ -404,7 +404,7 @@ class _Run:
         texts = emb.document_inputs([p.text for p in passages])
         key = hashlib.sha256(
             json.dumps(
-                [emb.model, emb.options.max_length, [p.id for p in passages], texts]
+                [emb.model, str(emb.dtype), emb.max_length, [p.id for p in passages], texts]
             ).encode()
         ).hexdigest()[:16]
         cached = self.path("cache") / f"passages-{key}.npy"
@@ -413,7 +413,10 @@ class _Run:
         else:
             vectors = emb.embed_documents([p.text for p in passages])
             cached.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cached, vectors)
+            partial = cached.with_name(f".{cached.name}.tmp")
+            with partial.open("wb") as f:
+                np.save(f, vectors)
+            os.replace(partial, cached)  # an interrupted write leaves no half file behind
         return {p.id: vectors[i] for i, p in enumerate(passages)}
 
     # stages
@@ -451,7 +454,7 @@ class _Run:
         if report.queries == 0:
             raise ValueError(
                 f"the LLM wrote no usable query for any of {report.passages} passages "
-                f"(failed attempts: {dict(report.failures)}); check --llm"
+                f"(failed attempts: {dict(report.failures)}); check the LLM (--llm)"
             )
         return report.to_dict()
 
@@ -489,21 +492,25 @@ class _Run:
         learn = [p for p in kept if split[p["passage_id"]] != "test"]
         q = self.embedder.embed_queries([p["query"] for p in learn])
         positive = np.stack([vectors[p["passage_id"]] for p in learn])
-        mined, report = mine_negatives(
-            q,
-            [p["passage_id"] for p in learn],
-            (q * positive).sum(axis=1),
-            pool,
-            np.stack([vectors[i] for i in pool]),
-            k=c.train.negatives,
-            margin=c.mine_margin,
-            reranker=self.reranker,
-            queries=[p["query"] for p in learn],
-            texts=texts,
-            rerank_max=c.rerank_max,
-            seed=c.seed,
-            show_progress=c.show_progress,
-        )
+        if c.train.negatives == 0:  # in-batch negatives only
+            mined: list[list[tuple[str, float, float | None]]] = [[] for _ in learn]
+            report = MiningReport(queries=len(learn), k=0, margin=c.mine_margin)
+        else:
+            mined, report = mine_negatives(
+                q,
+                [p["passage_id"] for p in learn],
+                (q * positive).sum(axis=1),
+                pool,
+                np.stack([vectors[i] for i in pool]),
+                k=c.train.negatives,
+                margin=c.mine_margin,
+                reranker=self.reranker,
+                queries=[p["query"] for p in learn],
+                texts=texts,
+                rerank_max=c.rerank_max,
+                seed=c.seed,
+                show_progress=c.show_progress,
+            )
         triplets = [
             data_mod.Triplet(
                 split=split[p["passage_id"]],
