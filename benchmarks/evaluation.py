@@ -28,7 +28,6 @@ from qwen3_rag.evaluation import (
     DEFAULT_METRICS,
     evaluate_vectors,
     score_run,
-    search,
 )
 
 MB = 2**20
@@ -71,14 +70,9 @@ def ours(data: dict[str, Any], k: int, block_size: int) -> Any:
     )  # fmt: skip
 
 
-def search_only(data: dict[str, Any], k: int, block_size: int) -> Any:
-    return search(data["q"], data["d"], k, block_size=block_size)
-
-
 METHODS: dict[str, Callable[[dict[str, Any], int, int], Any]] = {
     "bare": bare,
     "ours": ours,
-    "search": search_only,
 }
 
 
@@ -142,8 +136,6 @@ def run(args: argparse.Namespace) -> str:
                 run_, _ = out
                 t_metrics, _ = timed(functools.partial(score_run, data["qrels"], run_))
                 parts["metrics"] = min(parts.get("metrics", float("inf")), t_metrics)
-        seconds, _ = timed(lambda: search_only(data, args.k, args.block_size))
-        parts["search"] = min(parts.get("search", float("inf")), seconds)
 
     memory = {
         "bare": measure_memory(args, "bare", args.block_size),
@@ -169,9 +161,8 @@ def run(args: argparse.Namespace) -> str:
         f"| bare torch matmul + top-k | {best['bare']:.2f} s | 1.00x | {memory['bare']:,.0f} MB |",
         f"| `evaluate_vectors`, block {args.block_size:,} (search + run + metrics) | "
         f"{best['ours']:.2f} s | {ratio:.2f}x | {memory['ours']:,.0f} MB |",
-        f"| &nbsp;&nbsp;of which `search` alone | {parts['search']:.2f} s | "
-        f"{parts['search'] / best['bare']:.2f}x | |",
-        f"| &nbsp;&nbsp;of which metrics (`score_run`, trec_eval) | {parts['metrics']:.2f} s | | |",
+        f"| &nbsp;&nbsp;of which the metrics (`score_run`, trec_eval) | {parts['metrics']:.2f} s "
+        f"| | |",
         f"| `evaluate_vectors`, block {small:,} | {best['ours_small']:.2f} s | "
         f"{ratio_small:.2f}x | {memory['ours_small']:,.0f} MB |",
         "",

@@ -793,11 +793,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CliError("--dimensions cannot be used with --db: the collection's size is fixed")
     data = evaluation.load_beir(args.data_dir, split=args.split)
     logger.info(
-        "%s, split %s: %d queries with qrels (%d skipped), %d documents",
+        "%s, split %s: %d queries with relevant documents, %d documents",
         args.data_dir,
         args.split,
         len(data.queries),
-        data.skipped_queries,
         len(data.corpus),
     )
     model = args.embed_model or os.environ.get(EMBED_MODEL_ENV)

@@ -46,7 +46,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -65,9 +64,10 @@ import torch
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL, MIN_DIMENSIONS, Embedder
+from qwen3_rag.embedder import Embedder
 from qwen3_rag.instructions import PRESETS, Preset, format_query, resolve_instruction
-from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL, Reranker
+from qwen3_rag.options import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANKER_MODEL, MIN_DIMENSIONS
+from qwen3_rag.reranker import Reranker
 
 if TYPE_CHECKING:
     from qwen3_rag.loading import ModelSource
@@ -1048,7 +1048,7 @@ class Configuration:
     rerank: bool = False
     fetch_k: int | None = None
     rerank_instruction: str | Preset | None = None
-    model: str | Embedder | None = None
+    model: str | os.PathLike[str] | Embedder | None = None
     name: str | None = None
 
 
@@ -1140,24 +1140,42 @@ class Evaluation:
                 return r
         raise KeyError(f"no configuration named {name!r}: {[r.name for r in self.results]}")
 
-    def best(self, metric: str) -> list[str]:
-        """Names of the configurations with the highest mean ``metric`` (ties: all)."""
-        name = parse_metric(metric).name
+    def _metric(self, metric: str | None) -> str:
+        name = parse_metric(metric).name if metric is not None else self.metrics[0]
+        if name not in self.metrics:
+            raise ValueError(f"metric {name!r} was not computed; this report has {self.metrics}")
+        return name
+
+    def best(self, metric: str | None = None) -> list[str]:
+        """Names of the configurations with the highest mean ``metric`` (default: the first).
+
+        Ties give several names.
+        """
+        name = self._metric(metric)
         top = max(r.metrics[name] for r in self.results)
         return [r.name for r in self.results if r.metrics[name] == top]
 
     def compare(self, a: str, b: str, metric: str | None = None) -> dict[str, Any]:
-        """Configuration ``b`` against ``a`` on one metric (default: the first).
+        """Configuration ``b`` against ``a`` on one metric, with the paired test.
+
+        Args:
+            a: Name of the reference configuration (e.g. the model before adaptation).
+            b: Name of the configuration compared with it.
+            metric: A computed metric; default the first (``nDCG@10`` by default).
 
         Returns:
             ``{"metric", "a", "b", "delta", "p_value", "significant"}``: the means, ``b - a``,
             the paired test's p-value and whether it is below ``alpha``.
 
+        Raises:
+            KeyError: If ``a`` or ``b`` names no configuration.
+            ValueError: If ``metric`` was not computed.
+
         Example:
             >>> report.compare("base", "adapted")  # doctest: +SKIP
             {'metric': 'nDCG@10', 'a': 0.41, 'b': 0.47, 'delta': 0.06, 'p_value': 0.003, ...}
         """
-        name = parse_metric(metric).name if metric else self.metrics[0]
+        name = self._metric(metric)
         ra, rb = self[a], self[b]
         qids = list(ra.per_query[name])
         p = paired_test(
@@ -1311,16 +1329,18 @@ def _no_bar(progress: bool | None) -> bool | None:
 
 
 def _full_size(embedder: Embedder) -> Embedder:
-    """The same model and settings without Matryoshka truncation (vectors are cut later)."""
+    """The same model and settings without Matryoshka truncation (vectors are cut later).
+
+    It shares the loaded model with ``embedder`` (same model, device, dtype, quantization).
+    """
     if embedder.dimensions is None:
         return embedder
-    full = copy.copy(embedder)
-    full.dimensions = None
+    full: Embedder = type(embedder).from_options(embedder.options.replace(dimensions=None))
     return full
 
 
 def _embedder(model: str | os.PathLike[str] | Embedder | None, like: Embedder | None) -> Embedder:
-    """An :class:`Embedder` for ``model``, on the device and dtype of ``like`` when given."""
+    """An :class:`Embedder` for ``model``, with the settings (device, dtype ...) of ``like``."""
     if isinstance(model, Embedder):
         return model
     if model is not None and not isinstance(model, (str, os.PathLike)):
@@ -1330,16 +1350,10 @@ def _embedder(model: str | os.PathLike[str] | Embedder | None, like: Embedder | 
     name = os.fspath(model) if model is not None else None
     if like is None:
         return Embedder(name or DEFAULT_EMBEDDING_MODEL)
-    return Embedder(
-        name or like.model,
-        instruction=like.preset if like.preset is not None else "",
-        device=like.device,
-        dtype=like.dtype,
-        max_length=like.max_length,
-        batch_size=like.batch_size,
-        max_batch_tokens=like.max_batch_tokens,
-        quantize=like.quantize,
-    )
+    if name is None:
+        return like
+    made: Embedder = type(like).from_options(like.options.replace(model=name, revision=None))
+    return made
 
 
 class _Vectors:
@@ -1540,7 +1554,8 @@ class _Exact:
             depth,
             dimensions=plan.truncation,
             block_size=self.block_size,
-            device=plan.embedder.device,
+            # On the embedder's GPU when it has one; else (CPU, MPS) on the CPU.
+            device=plan.embedder.device if plan.embedder.device.type == "cuda" else None,
         )
         return _run_from_search(self.qids, self.doc_ids, scores, index)
 

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import torch
 
-from qwen3_rag.options import QUANTIZATIONS, DeviceLike, DTypeLike
+from qwen3_rag.options import QUANTIZATIONS, DeviceLike, DTypeLike, check_model
 
 __all__ = [
     "DTypeLike",
@@ -89,10 +89,7 @@ class ModelSource:
     local_files_only: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.model, os.PathLike):
-            object.__setattr__(self, "model", os.fspath(self.model))
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise TypeError(f"model must be a hub id or a local folder path, got {self.model!r}")
+        object.__setattr__(self, "model", check_model(self.model))
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", os.fspath(self.cache_dir))
 

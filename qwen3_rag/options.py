@@ -52,6 +52,7 @@ __all__ = [
     "InstructionLike",
     "ModelOptions",
     "RerankerOptions",
+    "check_model",
     "check_positive_int",
     "check_rerank_instruction",
     "check_texts",
@@ -130,6 +131,19 @@ def check_texts(texts: Any, name: str = "texts") -> list[str]:
     return list(texts)
 
 
+def check_model(model: Any) -> str:
+    """Return ``model`` (a hub id or a folder path, ``os.PathLike`` accepted) as a string.
+
+    Raises:
+        TypeError: If ``model`` is not a non-empty string or path.
+    """
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if not isinstance(model, str) or not model.strip():
+        raise TypeError(f"model must be a hub id or a local folder path, got {model!r}")
+    return model
+
+
 def _doc(text: str) -> dict[str, str]:
     return {"description": text}
 
@@ -197,10 +211,7 @@ class ModelOptions:
     show_progress: bool = field(default=False, metadata=_doc("Show a progress bar."))
 
     def __post_init__(self) -> None:
-        if isinstance(self.model, os.PathLike):
-            object.__setattr__(self, "model", os.fspath(self.model))
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise TypeError(f"model must be a hub id or a local folder path, got {self.model!r}")
+        object.__setattr__(self, "model", check_model(self.model))
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", os.fspath(self.cache_dir))
         for name in ("revision", "cache_dir"):
