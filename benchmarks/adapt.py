@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
 MAX_LENGTH = 128
-LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05}
+LORA_R, LORA_ALPHA, LORA_DROPOUT = 16, 32, 0.05
 LR = 1e-4
 
 
@@ -63,9 +63,9 @@ def ours(folder: Path, data: list[tuple[str, str, str]], batch: int, warmup: int
         batch_size=batch,
         learning_rate=LR,
         negatives=1,
-        lora_r=LORA["r"],
-        lora_alpha=LORA["lora_alpha"],
-        lora_dropout=LORA["lora_dropout"],
+        lora_r=LORA_R,
+        lora_alpha=LORA_ALPHA,
+        lora_dropout=LORA_DROPOUT,
         max_length=MAX_LENGTH,
         warmup=0.1,
     )
@@ -111,13 +111,19 @@ def sentence_transformers(
     # LoRA injected in place with peft: what model.add_adapter does through transformers, whose
     # integration asks for a newer peft than this machine's registry has
     inject_adapter_in_model(
-        LoraConfig(target_modules=list(ALL_LINEAR), **LORA), transformer.auto_model
+        LoraConfig(
+            target_modules=list(ALL_LINEAR),
+            r=LORA_R,
+            lora_alpha=LORA_ALPHA,
+            lora_dropout=LORA_DROPOUT,
+        ),
+        transformer.auto_model,
     )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
     stamps: list[float] = []
 
-    class Clock(TrainerCallback):  # type: ignore[misc]
+    class Clock(TrainerCallback):
         def on_train_begin(self, *args: Any, **kwargs: Any) -> None:
             stamps.append(time.perf_counter())
 
