@@ -70,7 +70,7 @@ from qwen3_rag.adapt.train import (
 )
 from qwen3_rag.embedder import Embedder
 from qwen3_rag.instructions import InstructionLike, resolve_instruction
-from qwen3_rag.loading import load_fast_tokenizer
+from qwen3_rag.loading import ModelSource, load_config, load_fast_tokenizer
 from qwen3_rag.options import (
     DEFAULT_EMBEDDING_MODEL,
     DeviceLike,
@@ -632,7 +632,21 @@ class _Run:
 
     # driving
 
+    def check_models(self) -> None:
+        """Fail before any work on a model that is not Qwen3 (reads only its config)."""
+        c = self.config
+        for what, model in (("base_model", c.base_model), ("reranker_model", c.reranker_model)):
+            if model is None:
+                continue
+            model_type = getattr(load_config(ModelSource(model)), "model_type", None)
+            if model_type != "qwen3":
+                raise ValueError(
+                    f"{what}={model!r} is a {model_type!r} model, not Qwen3: adapt trains "
+                    f"Qwen3-Embedding (and Qwen3-Reranker) models"
+                )
+
     def run(self, stage: str | None, overwrite: bool) -> AdaptSummary:
+        self.check_models()
         self.prepare(stage, overwrite)
         todo = [stage] if stage else [s for s in STAGES if not self.done(s)]
         if stage:  # the stages after it use its old output: redo them on the next full run

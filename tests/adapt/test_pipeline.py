@@ -107,6 +107,21 @@ def test_other_files_in_the_output_folder_are_refused_and_kept(
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_a_base_model_that_is_not_qwen3_fails_before_any_work(tmp_path: Path) -> None:
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    llm = FakeLLM()
+    with pytest.raises(ValueError, match="'bert' model, not Qwen3"):
+        adapt(
+            [write_corpus(tmp_path / "docs", 3)],
+            llm=llm,
+            out=tmp_path / "out",
+            base_model=str(folder),
+        )
+    assert llm.calls == 0 and not (tmp_path / "out").exists()
+
+
 def test_an_llm_that_writes_nothing_usable_stops_the_run(
     tmp_path: Path, tiny_embedding_dir: Path
 ) -> None:
