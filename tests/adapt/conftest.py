@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,21 @@ from tests.adapt.fakes import FakeLLM, write_corpus
 TINY_THRESHOLD = 0.3
 
 
-@pytest.fixture(autouse=True, scope="session")
-def one_thread() -> Iterator[None]:
+@contextmanager
+def single_thread() -> Iterator[None]:
     """Tiny models run faster on one thread (and far faster on a busy machine)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    with single_thread():
+        yield
 
 
 def run_settings(tiny_embedding_dir: Path) -> dict[str, object]:
@@ -42,7 +51,7 @@ def run_settings(tiny_embedding_dir: Path) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def adapted(
-    tmp_path_factory: pytest.TempPathFactory, tiny_embedding_dir: Path, one_thread: None
+    tmp_path_factory: pytest.TempPathFactory, tiny_embedding_dir: Path
 ) -> tuple[object, Path, Path]:
     """One full adaptation run on the tiny model: (summary, output folder, corpus folder)."""
     from qwen3_rag.adapt import adapt
@@ -50,6 +59,7 @@ def adapted(
     root = tmp_path_factory.mktemp("adapt")
     corpus = write_corpus(root / "docs", 100)
     out = root / "out"
-    summary = adapt([corpus], llm=FakeLLM(), out=out, **run_settings(tiny_embedding_dir))  # type: ignore[arg-type]
+    with single_thread():
+        summary = adapt([corpus], llm=FakeLLM(), out=out, **run_settings(tiny_embedding_dir))  # type: ignore[arg-type]
     clear_cache()
     return summary, out, corpus

@@ -67,6 +67,15 @@ def test_info_nce_equals_the_literal_formula(seed: int, t: float) -> None:
 def test_the_mask_matters_in_this_batch() -> None:
     # without the mask the loss differs: the test batch exercises both mask conditions
     q, d, neg = batch(0)
+    ql, dl = q.tolist(), d.tolist()
+    above = [
+        (i, j)
+        for i in range(5)
+        for j in range(5)
+        if j != i
+        and max(cos(ql[i], ql[j]), cos(dl[i], dl[j]), cos(ql[i], dl[j])) > cos(ql[i], dl[i]) + 0.1
+    ]
+    assert above  # some in-batch term scores above s(q_i, d_i+) + 0.1
     passage = ["p0", "p1", "p2", "p1", "p4"]
     same = torch.tensor([[a == b for b in passage] for a in passage])
     masked = info_nce(q, d, neg, temperature=0.05, same=same).item()
