@@ -484,9 +484,15 @@ class _Run:
         passages = self.passages()
         texts = {p.id: p.text for p in passages}
         kept = [p for p in read_jsonl(self.path("pairs.jsonl")) if p.get("kept")]
-        split = data_mod.split_by_passage(
-            [p["passage_id"] for p in kept], test=c.test_fraction, dev=c.dev_fraction, seed=c.seed
+        # split on ids relative to the corpus folder: the same split wherever the corpus lives
+        relative = _relative_ids(passages)
+        by_key = data_mod.split_by_passage(
+            [relative[p["passage_id"]] for p in kept],
+            test=c.test_fraction,
+            dev=c.dev_fraction,
+            seed=c.seed,
         )
+        split = {p["passage_id"]: by_key[relative[p["passage_id"]]] for p in kept}
         pool = [p.id for p in passages if split.get(p.id, "train") == "train"]
         vectors = self.passage_vectors(passages)
         learn = [p for p in kept if split[p["passage_id"]] != "test"]
@@ -719,6 +725,27 @@ class _Run:
                 "stages": {},
             }
         self.save()
+
+
+def _relative_ids(passages: list[Passage]) -> dict[str, str]:
+    """Passage id -> the id with its file path relative to the files' common folder.
+
+    The split hashes these, so it is the same wherever the corpus lives (another machine,
+    another temporary folder) and whatever the working directory.
+    """
+    folders = {str(Path(p.source).parent) for p in passages}
+    try:
+        base = Path(os.path.commonpath(sorted(folders))) if folders else None
+    except ValueError:  # relative and absolute sources mixed, or different drives
+        base = None
+    out = {}
+    for p in passages:
+        source = Path(p.source)
+        if base is None or not p.id.startswith(p.source) or not source.is_relative_to(base):
+            out[p.id] = p.id
+        else:
+            out[p.id] = source.relative_to(base).as_posix() + p.id[len(p.source) :]
+    return out
 
 
 def _yes_rates(when: str, scores: list[float], labels: list[int]) -> dict[str, float]:

@@ -107,6 +107,25 @@ def test_other_files_in_the_output_folder_are_refused_and_kept(
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_the_split_is_the_same_wherever_the_corpus_lives(
+    tmp_path: Path, tiny_embedding_dir: Path
+) -> None:
+    """The held-out passages depend on the corpus, not on the folder it was copied to."""
+    held_out = []
+    for where in (tmp_path / "a" / "docs", tmp_path / "elsewhere" / "deeper" / "docs"):
+        corpus = write_corpus(where, 20)
+        out = where.parent / "out"
+        for stage in ("synthesize", "filter", "mine"):
+            adapt([corpus], llm=FakeLLM(), out=out, stage=stage, **run_settings(tiny_embedding_dir))  # type: ignore[arg-type]
+        split = {}
+        for name in ("train", "dev", "test"):
+            rows = (out / "data" / "qrels" / f"{name}.tsv").read_text().splitlines()[1:]
+            split |= {Path(r.split("\t")[1]).relative_to(corpus).as_posix(): name for r in rows}
+        held_out.append(split)
+    assert held_out[0] == held_out[1]
+    assert sorted(held_out[0].values()).count("test") >= 5
+
+
 def test_a_base_model_that_is_not_qwen3_fails_before_any_work(tmp_path: Path) -> None:
     folder = tmp_path / "bert"
     folder.mkdir()
