@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from qwen3_rag import Embedder, EmbedderOptions
@@ -69,6 +68,10 @@ class Qwen3Embeddings(EmbedderFields, Embeddings):
             logged warning.
         batch_size: int
             Most texts per forward pass.
+        base_url: str | None
+            A model server (vLLM, TEI, Infinity) serving ``model`` over ``/v1/embeddings``
+            instead of local weights; the recipe is still applied here. API key from
+            ``QWEN3_RAG_EMBED_API_KEY`` (or the variable ``api_key_env`` names).
 
     Instantiate:
         .. code-block:: python
@@ -222,12 +225,20 @@ class Qwen3Embeddings(EmbedderFields, Embeddings):
         return vector
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Async :meth:`embed_documents`: runs in a worker thread, never on the event loop."""
-        return await run_in_executor(None, self.embed_documents, texts)
+        """Async :meth:`embed_documents`, never blocking the event loop.
+
+        With ``base_url`` the requests are sent from the event loop (``httpx``); local
+        inference runs in a worker thread.
+        """
+        vectors: list[list[float]] = (await self._embedder.aembed_documents(texts)).tolist()
+        return vectors
 
     async def aembed_query(self, text: str) -> list[float]:
-        """Async :meth:`embed_query`: runs in a worker thread, never on the event loop."""
-        return await run_in_executor(None, self.embed_query, text)
+        """Async :meth:`embed_query`, never blocking the event loop."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        vector: list[float] = (await self._embedder.aembed_queries([text]))[0].tolist()
+        return vector
 
     def get_detailed_instruct(self, task_description: str, query: str) -> str:
         """Format a query by hand, as ``langchain-qwen3`` 0.1.2 asked users to.

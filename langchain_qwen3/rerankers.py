@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from langchain_core.callbacks import Callbacks
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
-from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from qwen3_rag import Reranker, RerankerOptions
@@ -71,6 +70,10 @@ class Qwen3Reranker(_RerankerSettings, BaseDocumentCompressor):
             ``"web_search"``.
         device, dtype, max_length, batch_size:
             As for :class:`qwen3_rag.Reranker`.
+        base_url: str | None
+            A model server (vLLM) serving ``model`` over ``/rerank`` instead of local
+            weights; the prompt template is still applied here. API key from
+            ``QWEN3_RAG_RERANK_API_KEY`` (or the variable ``api_key_env`` names).
 
     Instantiate:
         .. code-block:: python
@@ -150,18 +153,19 @@ class Qwen3Reranker(_RerankerSettings, BaseDocumentCompressor):
             >>> rr.rerank(docs, "capital?", top_n=1)  # doctest: +SKIP
             [Document(metadata={'relevance_score': 0.9...}, page_content='Beijing.')]
         """
-        if isinstance(documents, (str, Document)) or not isinstance(documents, Sequence):
-            raise TypeError("documents must be a list of Document objects")
-        for i, doc in enumerate(documents):
-            if not isinstance(doc, Document):
-                raise TypeError(f"documents[{i}] must be a Document, not {type(doc).__name__}")
-        ranked = self._reranker.rank(query, [doc.page_content for doc in documents], top_n=top_n)
-        return [
-            documents[i].model_copy(
-                update={"metadata": {**documents[i].metadata, "relevance_score": score}}
-            )
-            for i, score in ranked
-        ]
+        texts = _page_contents(documents)
+        return _rescored(documents, self._reranker.rank(query, texts, top_n=top_n))
+
+    async def arerank(
+        self, documents: Sequence[Document], query: str, *, top_n: int | None
+    ) -> list[Document]:
+        """Async :meth:`rerank`, never blocking the event loop.
+
+        With ``base_url`` the requests are sent from the event loop (``httpx``); local
+        inference runs in a worker thread.
+        """
+        texts = _page_contents(documents)
+        return _rescored(documents, await self._reranker.arank(query, texts, top_n=top_n))
 
     def compress_documents(
         self,
@@ -187,8 +191,8 @@ class Qwen3Reranker(_RerankerSettings, BaseDocumentCompressor):
         query: str,
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
-        """Async :meth:`compress_documents`: runs in a worker thread, off the event loop."""
-        return await run_in_executor(None, self.rerank, documents, query, top_n=self.top_n)
+        """Async :meth:`compress_documents`, never blocking the event loop."""
+        return await self.arerank(documents, query, top_n=self.top_n)
 
 
 class Qwen3CrossEncoder(_RerankerSettings, BaseCrossEncoder):
@@ -247,3 +251,23 @@ class Qwen3CrossEncoder(_RerankerSettings, BaseCrossEncoder):
             TypeError: If ``text_pairs`` is not a list of two-string pairs (names the index).
         """
         return self._reranker.score_pairs(text_pairs)
+
+
+def _page_contents(documents: Sequence[Document]) -> list[str]:
+    """The texts to score, or a ``TypeError`` naming a bad item."""
+    if isinstance(documents, (str, Document)) or not isinstance(documents, Sequence):
+        raise TypeError("documents must be a list of Document objects")
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            raise TypeError(f"documents[{i}] must be a Document, not {type(doc).__name__}")
+    return [doc.page_content for doc in documents]
+
+
+def _rescored(documents: Sequence[Document], ranked: list[tuple[int, float]]) -> list[Document]:
+    """Copies of the ranked documents, best first, with ``metadata["relevance_score"]``."""
+    return [
+        documents[i].model_copy(
+            update={"metadata": {**documents[i].metadata, "relevance_score": score}}
+        )
+        for i, score in ranked
+    ]

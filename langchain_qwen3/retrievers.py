@@ -10,7 +10,6 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever, RetrieverLike
-from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, field_validator
 
 from langchain_qwen3.rerankers import Qwen3Reranker
@@ -127,6 +126,4 @@ class Qwen3RerankRetriever(BaseRetriever):
         candidates = await self.base_retriever.ainvoke(
             query, config={"callbacks": run_manager.get_child()}, **kwargs
         )
-        return await run_in_executor(
-            None, self.reranker.rerank, candidates, query, top_n=self._top_n(k)
-        )
+        return await self.reranker.arerank(candidates, query, top_n=self._top_n(k))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
@@ -21,7 +20,9 @@ class Qwen3Embedding(EmbedderFields, BaseEmbedding):
     (documents, nodes) are raw text, except for symmetric presets. All work is delegated to
     :class:`qwen3_rag.Embedder`: constructing this class loads nothing, the model loads on first
     use and is shared by every object in the process that asks for the same model, device and
-    dtype. Async methods run the model in a worker thread, off the event loop.
+    dtype. Async methods run the model in a worker thread, off the event loop; with
+    ``base_url`` (a model server, see :mod:`qwen3_rag.remote`) they send their requests from
+    the event loop.
 
     The core object is built from the fields at construction; to change a loading or
     inference field, construct a new object (the loaded model is shared, so this is cheap).
@@ -96,13 +97,14 @@ class Qwen3Embedding(EmbedderFields, BaseEmbedding):
         return self._embedder.embed_documents(texts).tolist()  # type: ignore[no-any-return]
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        """Embed one query in a worker thread."""
-        return await asyncio.to_thread(self._get_query_embedding, query)
+        """Embed one query without blocking the event loop."""
+        vectors = await self._embedder.aembed_queries([query])
+        return vectors[0].tolist()  # type: ignore[no-any-return]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        """Embed one document in a worker thread."""
-        return await asyncio.to_thread(self._get_text_embedding, text)
+        """Embed one document without blocking the event loop."""
+        return (await self._aget_text_embeddings([text]))[0]
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
-        """Embed documents in one batched core call, in a worker thread."""
-        return await asyncio.to_thread(self._get_text_embeddings, texts)
+        """Embed documents in one batched core call, without blocking the event loop."""
+        return (await self._embedder.aembed_documents(texts)).tolist()  # type: ignore[no-any-return]

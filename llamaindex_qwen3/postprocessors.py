@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +31,8 @@ class Qwen3Rerank(RerankerFields, BaseNodePostprocessor):
     P(yes) in [0, 1]. Nodes with empty text are scored like any other. Like the built-in
     rerankers it emits the instrumentation events ``ReRankStartEvent`` / ``ReRankEndEvent`` and
     the callback manager's ``CBEventType.RERANKING`` event. Constructing it loads nothing; the
-    async path runs the model in a worker thread, off the event loop.
+    async path runs the model in a worker thread, off the event loop (with ``base_url``, a
+    model server, it sends its requests from the event loop).
 
     ``top_n`` and ``keep_retrieval_score`` are read at each call; the other fields build the
     core object at construction, so to change one construct a new object (the loaded model
@@ -109,7 +109,7 @@ class Qwen3Rerank(RerankerFields, BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         query, texts = self._inputs(nodes, query_bundle)
         with self._reranking(nodes, query_bundle) as out:
-            ranked = await asyncio.to_thread(self._rank, query, texts)
+            ranked = await self._reranker.arank(query, texts, top_n=self.top_n)
             out.extend(self._rescored(nodes, ranked))
         return out
 

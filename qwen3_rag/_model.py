@@ -28,6 +28,7 @@ from qwen3_rag.loading import (
     shared,
 )
 from qwen3_rag.options import ModelOptions
+from qwen3_rag.remote import RemoteBackend
 
 logger = logging.getLogger("qwen3_rag")
 
@@ -68,6 +69,8 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
 
     #: Which kind of model this is, part of the shared-cache key.
     kind: ClassVar[str]
+    #: The model server this object sends to (``base_url`` set), or ``None`` (local weights).
+    remote: RemoteBackend | None = None
 
     def __init__(self, options: OptionsT) -> None:
         self.options: OptionsT = options
@@ -84,13 +87,16 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
         return cls(**{f.name: getattr(options, f.name) for f in fields(options)})
 
     def __repr__(self) -> str:
-        shown = {
-            "model": self.source.model,
-            "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
-        }
+        shown: dict[str, Any] = {"model": self.source.model}
+        if self.options.base_url is not None:
+            shown["base_url"] = self.options.base_url
+        else:
+            shown["device"] = str(self.device)
+            shown["dtype"] = str(self.dtype).removeprefix("torch.")
         extra = {
-            k: v for k, v in self.options.non_defaults().items() if k not in shown and k != "dtype"
+            k: v
+            for k, v in self.options.non_defaults().items()
+            if k not in shown and k not in ("device", "dtype")
         }
         args = ", ".join(f"{k}={v!r}" for k, v in {**shown, **extra}.items())
         return f"{type(self).__name__}({args})"
@@ -125,10 +131,31 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
         """The identity of the loaded model this object shares with others."""
         return ModelKey(self.kind, self.source, self.device, self.dtype, self.quantize)
 
+    @property
+    def base_url(self) -> str | None:
+        """The model server's URL, or ``None`` when the model runs on local weights."""
+        return self.options.base_url
+
     def load(self) -> Any:
-        """Load the model now instead of on first use; returns ``self``."""
-        self._runtime()
+        """Load the model now instead of on first use; returns ``self``.
+
+        With ``base_url``, loads only the tokenizer used for client-side truncation.
+        """
+        if self.remote is not None:
+            self.remote.tokenizer()
+        else:
+            self._runtime()
         return self
+
+    def close(self) -> None:
+        """Close the connections to the model server, if any (they reopen on the next call)."""
+        if self.remote is not None:
+            self.remote.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections to the model server, if any."""
+        if self.remote is not None:
+            await self.remote.aclose()
 
     def _runtime(self) -> RuntimeT:
         return shared(self.key, self._load_runtime)

@@ -20,11 +20,39 @@ import torch
 
 from qwen3_rag.options import check_positive_int
 
-__all__ = ["MAX_PADDING", "encode_truncated", "left_pad", "plan_batches", "right_pad"]
+__all__ = [
+    "MAX_PADDING",
+    "encode_cut",
+    "encode_truncated",
+    "left_pad",
+    "plan_batches",
+    "rerank_budget",
+    "right_pad",
+]
 
 #: Cut a length-sorted batch once more than this fraction of it would be padding (attention
 #: still pays for padding; projections and MLPs do not, see ``qwen3_rag._forward``).
 MAX_PADDING = 0.15
+
+
+def encode_cut(tokenizer: Any, texts: list[str], keep: int) -> tuple[list[list[int]], list[bool]]:
+    """Token ids of each text (no special tokens), cut from the right to ``keep`` tokens.
+
+    Args:
+        tokenizer: A ``tokenizers.Tokenizer``.
+        texts: The texts.
+        keep: Most tokens to keep per text (>= 1).
+
+    Returns:
+        ``(ids per text, whether each text was cut)``.
+    """
+    sequences: list[list[int]] = []
+    cut: list[bool] = []
+    for enc in tokenizer.encode_batch(texts, add_special_tokens=False):
+        ids: list[int] = enc.ids
+        cut.append(len(ids) > keep)
+        sequences.append(ids[:keep])
+    return sequences, cut
 
 
 def encode_truncated(tokenizer: Any, texts: list[str], keep: int) -> tuple[list[list[int]], int]:
@@ -38,15 +66,31 @@ def encode_truncated(tokenizer: Any, texts: list[str], keep: int) -> tuple[list[
     Returns:
         ``(ids per text, how many texts were cut)``.
     """
-    sequences: list[list[int]] = []
-    truncated = 0
-    for enc in tokenizer.encode_batch(texts, add_special_tokens=False):
-        ids: list[int] = enc.ids
-        if len(ids) > keep:
-            ids = ids[:keep]
-            truncated += 1
-        sequences.append(ids)
-    return sequences, truncated
+    sequences, cut = encode_cut(tokenizer, texts, keep)
+    return sequences, sum(cut)
+
+
+def rerank_budget(max_length: int, fixed: int) -> int:
+    """Tokens left for a reranker body (instruction, query, document) within ``max_length``.
+
+    Args:
+        max_length: Most tokens per query-document pair, template included.
+        fixed: Tokens of the fixed prefix and suffix together.
+
+    Raises:
+        ValueError: If the template alone fills ``max_length``.
+
+    Example:
+        >>> rerank_budget(512, 40)
+        472
+    """
+    budget = max_length - fixed
+    if budget < 1:
+        raise ValueError(
+            f"max_length={max_length} leaves no room for the query and document: "
+            f"the fixed template alone takes {fixed} tokens"
+        )
+    return budget
 
 
 def plan_batches(

@@ -2,9 +2,11 @@
 
 Importing this module registers :class:`Qwen3EmbeddingFunction` with chromadb under the name
 ``"qwen3_rag"``. A collection created with it stores the function's configuration (model,
-instruction, dimensions), so after ``import qwen3_rag.chroma`` the collection reopens in any
-process with no ``embedding_function`` argument, and ``query_texts`` get the query
-instruction while documents are embedded raw, as the Qwen3 recipe asks.
+instruction, dimensions, and the model server's ``base_url`` if one embeds), so after
+``import qwen3_rag.chroma`` the collection reopens in any process with no
+``embedding_function`` argument, and ``query_texts`` get the query instruction while
+documents are embedded raw, as the Qwen3 recipe asks. API keys are never stored: only the name
+of the environment variable that holds one (``api_key_env``), when it is not the default.
 
 Example:
     >>> import chromadb
@@ -36,7 +38,15 @@ __all__ = ["EMBEDDING_FUNCTION_NAME", "Qwen3EmbeddingFunction"]
 #: The name the function is registered and persisted under in chromadb.
 EMBEDDING_FUNCTION_NAME = "qwen3_rag"
 
-_CONFIG_KEYS = {"model", "instruction", "instruction_symmetric", "dimensions", "revision"}
+_CONFIG_KEYS = {
+    "model",
+    "instruction",
+    "instruction_symmetric",
+    "dimensions",
+    "revision",
+    "base_url",
+    "api_key_env",
+}
 
 
 def _persisted_model(model: str) -> str:
@@ -75,8 +85,14 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         device: Device for the model (not persisted: chosen afresh on each machine).
         dtype: Compute dtype (not persisted).
         revision: Hub revision, persisted with the model.
+        base_url: A model server serving ``model`` (see :mod:`qwen3_rag.remote`); persisted,
+            so a collection indexed through a server reopens through it. The vectors are the
+            same as local ones: passing another ``embedding_function`` (or
+            ``base_url=None``) later is safe.
+        api_key_env: Environment variable holding the server's API key; the name is
+            persisted, never the key.
         **embedder_kwargs: Other :class:`Embedder` arguments (``batch_size``, ``max_length``,
-            ``cache_dir``, ``local_files_only`` ...), not persisted.
+            ``cache_dir``, ``local_files_only``, ``timeout`` ...), not persisted.
 
     Example:
         >>> from qwen3_rag.chroma import Qwen3EmbeddingFunction
@@ -96,6 +112,8 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         device: DeviceLike = None,
         dtype: DTypeLike = None,
         revision: str | None = None,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
         **embedder_kwargs: Any,
     ) -> None:
         self.embedder = Embedder(
@@ -105,6 +123,8 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             device=device,
             dtype=dtype,
             revision=revision,
+            base_url=base_url,
+            api_key_env=api_key_env,
             **embedder_kwargs,
         )
 
@@ -147,20 +167,29 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         return ["cosine", "ip", "l2"]
 
     def get_config(self) -> dict[str, Any]:
-        """The persisted configuration: model, revision, instruction and dimensions.
+        """The persisted configuration: model, revision, instruction, dimensions, server.
+
+        ``base_url`` and ``api_key_env`` appear only when set; an API key never does.
 
         Returns:
             A JSON-serialisable dict that :meth:`build_from_config` turns back into an equal
             function.
         """
         instruction, symmetric = _instruction_config(self.embedder.preset)
-        return {
-            "model": _persisted_model(self.embedder.model),
+        served = self.embedder.base_url is not None
+        config: dict[str, Any] = {
+            # A served model's name means something to its server only: kept as written.
+            "model": self.embedder.model if served else _persisted_model(self.embedder.model),
             "revision": self.embedder.source.revision,
             "instruction": instruction,
             "instruction_symmetric": symmetric,
             "dimensions": self.embedder.dimensions,
         }
+        for key in ("base_url", "api_key_env"):  # only when set: local configs stay as in 0.1
+            value = getattr(self.embedder.options, key)
+            if value is not None:
+                config[key] = value
+        return config
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> Qwen3EmbeddingFunction:
@@ -170,8 +199,8 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             config: The persisted configuration.
 
         Returns:
-            A new function with the same model, revision, instruction and dimensions, on
-            this machine's default device and dtype.
+            A new function with the same model, revision, instruction, dimensions and
+            server, on this machine's default device and dtype.
 
         Raises:
             ValueError: If the configuration is malformed.
@@ -187,6 +216,8 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             instruction=instruction,
             dimensions=config.get("dimensions"),
             revision=config.get("revision"),
+            base_url=config.get("base_url"),
+            api_key_env=config.get("api_key_env"),
         )
 
     @staticmethod
@@ -204,7 +235,7 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         dims = config.get("dimensions")
         if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int)):
             raise ValueError(f"qwen3_rag embedding config: dimensions={dims!r} is not an int")
-        for key in ("instruction", "revision"):
+        for key in ("instruction", "revision", "base_url", "api_key_env"):
             value = config.get(key)
             if value is not None and not isinstance(value, str):
                 raise ValueError(f"qwen3_rag embedding config: {key}={value!r} is not a string")

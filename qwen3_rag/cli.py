@@ -1,22 +1,18 @@
 """The ``qwen3-rag`` command: index a folder into an embedded Chroma store, then ask it.
 
-``qwen3-rag index PATH...`` walks text files, splits them into token-sized chunks (llama-index's
-``SentenceSplitter`` sized by the embedding model's own tokenizer), embeds them with
-Qwen3-Embedding and upserts them into a Chroma collection persisted in a folder.
-``qwen3-rag query "question"`` runs a vector search and reranks the candidates with
-Qwen3-Reranker. No server runs: Chroma is embedded. ``qwen3-rag eval DATA_DIR`` measures
-retrieval quality (presets, Matryoshka sizes, reranking) on a BEIR-format folder with
-:mod:`qwen3_rag.evaluation`.
+``qwen3-rag index PATH...`` runs :func:`qwen3_rag.indexing.index_paths` (incremental, safe
+to interrupt, one run per store folder at a time); ``qwen3-rag query "question"`` runs
+:func:`qwen3_rag.store.search` (vector search, then Qwen3-Reranker); ``qwen3-rag eval
+DATA_DIR`` runs :func:`qwen3_rag.evaluation.evaluate` (presets, Matryoshka sizes and reranking
+measured on a BEIR-format folder); ``qwen3-rag adapt CORPUS... --llm SPEC --out DIR`` runs
+:func:`qwen3_rag.adapt.adapt` (synthetic queries, LoRA training, a verified merged model, a
+before/after table). No server runs: Chroma is embedded. This module only
+parses arguments, calls the library and prints: results on stdout, logs and progress on
+stderr, every error as one line naming the flag or environment variable to change.
 
-Re-running ``index`` is incremental and safe to interrupt at any point:
-
-* every chunk has a deterministic id (``"{source}#{index}"``) and carries its file's content
-  hash and chunk count in its metadata, so ``upsert`` can never duplicate a chunk;
-* a file whose stored chunks all carry its current hash, and cover every index, is skipped;
-* a changed file's chunks are upserted first and its leftover chunks deleted afterwards, so an
-  interrupted run leaves old-or-new chunks (never none, never twice) and the next run redoes
-  only the chunks that are missing or stale;
-* chunks of files that vanished from under the indexed paths are deleted.
+Each subcommand is one ``cmd_*`` function (parse -> call -> print), registered in
+:func:`build_parser` with the shared option groups (:func:`store_options`,
+:func:`model_options`, :func:`output_options`).
 
 Example:
     >>> from qwen3_rag.cli import main
@@ -29,30 +25,33 @@ Example:
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["main"]
+from qwen3_rag.store import DEFAULT_COLLECTION, DEFAULT_DB
+
+if TYPE_CHECKING:
+    from qwen3_rag.indexing import IndexProgress, IndexStats
+    from qwen3_rag.store import SearchHit, StoreError
+
+__all__ = ["build_parser", "main"]
 
 logger = logging.getLogger("qwen3_rag.cli")  # also when run as python -m qwen3_rag.cli
 
 EMBED_MODEL_ENV = "QWEN3_RAG_EMBED_MODEL"
 RERANK_MODEL_ENV = "QWEN3_RAG_RERANK_MODEL"
-#: Test hook: after this many upserted batches, the indexer SIGKILLs itself.
-KILL_AFTER_BATCHES_ENV = "QWEN3_RAG_TEST_KILL_AFTER_BATCHES"
-DEFAULT_DB = "./qwen3_db"
-DEFAULT_COLLECTION = "docs"
-SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", "site-packages"})
-SNIFF_BYTES = 8192
-PAGE = 5000
+EMBED_URL_ENV = "QWEN3_RAG_EMBED_URL"  # = qwen3_rag.remote.EMBED_URL_ENV
+RERANK_URL_ENV = "QWEN3_RAG_RERANK_URL"  # = qwen3_rag.remote.RERANK_URL_ENV
+#: The value of --embed-url / --rerank-url (or their variables) that means local weights.
+LOCAL = "local"
+#: Exit status of check-server when the server differs from the local reference.
+EXIT_DIFFERENT = 3
 
 
 class CliError(Exception):
@@ -82,12 +81,10 @@ def _non_negative(value: str) -> int:
     return n
 
 
-def _common_parser() -> argparse.ArgumentParser:
-    from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL
-    from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL
-
-    common = argparse.ArgumentParser(add_help=False)
-    store = common.add_argument_group("store")
+def store_options() -> argparse.ArgumentParser:
+    """Parent parser: ``--db`` and ``--collection``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    store = parent.add_argument_group("store")
     store.add_argument(
         "--db", default=DEFAULT_DB, help=f"folder of the Chroma store (default {DEFAULT_DB})"
     )
@@ -96,21 +93,51 @@ def _common_parser() -> argparse.ArgumentParser:
         default=DEFAULT_COLLECTION,
         help=f"collection name (default {DEFAULT_COLLECTION})",
     )
-    models = common.add_argument_group("models")
+    return parent
+
+
+def model_options(*, vector_settings: bool = True) -> argparse.ArgumentParser:
+    """Parent parser: the embedding and reranking model options.
+
+    Args:
+        vector_settings: Include ``--dimensions`` and ``--instruction`` (one value each).
+    """
+    from qwen3_rag import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANKER_MODEL
+
+    parent = argparse.ArgumentParser(add_help=False)
+    models = parent.add_argument_group("models")
     models.add_argument(
         "--embed-model",
+        metavar="PATH",
         help=f"Qwen3-Embedding hub id or local folder (default: ${EMBED_MODEL_ENV}, else the "
         f"model the collection was indexed with, else {DEFAULT_EMBEDDING_MODEL})",
     )
     models.add_argument(
         "--rerank-model",
+        metavar="PATH",
         help=f"Qwen3-Reranker hub id or local folder (default: ${RERANK_MODEL_ENV}, else "
         f"{DEFAULT_RERANKER_MODEL}); used by query",
+    )
+    models.add_argument(
+        "--embed-url",
+        metavar="URL",
+        help=f"model server (vLLM, TEI, Infinity) embedding with --embed-model over "
+        f"/v1/embeddings, e.g. http://localhost:8000 (default: ${EMBED_URL_ENV}, else the "
+        f"server the collection was indexed through, else local weights; '{LOCAL}' forces "
+        f"local weights). API key: $QWEN3_RAG_EMBED_API_KEY",
+    )
+    models.add_argument(
+        "--rerank-url",
+        metavar="URL",
+        help=f"model server (vLLM) reranking with --rerank-model over /rerank (default: "
+        f"${RERANK_URL_ENV}, else local weights). API key: $QWEN3_RAG_RERANK_API_KEY",
     )
     models.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda, mps, cpu)")
     models.add_argument(
         "--dtype", help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)"
     )
+    if not vector_settings:
+        return parent
     models.add_argument(
         "--dimensions",
         type=_positive,
@@ -119,39 +146,55 @@ def _common_parser() -> argparse.ArgumentParser:
     models.add_argument(
         "--instruction",
         help="query instruction: a preset name (web_search, question_answering, code_search, "
-        "...) or a sentence (default: the collection's, else web_search)",
+        "...), a sentence, or none for raw queries (default: the collection's, else "
+        "web_search)",
     )
-    out = common.add_argument_group("output")
+    return parent
+
+
+def _instruction(value: str | None) -> str | None:
+    """``--instruction``: ``none`` (or ``''``) means raw queries, the core's ``""``."""
+    return "" if value is not None and value.strip().lower() in ("", "none") else value
+
+
+def output_options() -> argparse.ArgumentParser:
+    """Parent parser: ``-v`` and ``-q``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    out = parent.add_argument_group("output")
     out.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks")
     out.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
-    return common
+    return parent
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``qwen3-rag`` argument parser (``index``, ``query``, ``eval``, ``adapt``).
+    """The ``qwen3-rag`` argument parser: one subcommand per ``cmd_*`` function.
 
     Example:
         >>> args = build_parser().parse_args(["query", "what is it?", "-k", "3"])
-        >>> args.k
-        3
+        >>> args.k, args.run.__name__
+        (3, 'cmd_query')
     """
-    common = _common_parser()
+    common = [store_options(), model_options(), output_options()]
     parser = argparse.ArgumentParser(
         prog="qwen3-rag",
         description="Index documents into an embedded Chroma store with Qwen3-Embedding and "
         "query them with Qwen3-Reranker. No server, no API key.",
         epilog="Example: qwen3-rag index docs README.md && qwen3-rag query 'How do I install it?'",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{index,query,eval,adapt}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{index,query,eval,adapt,check-server}"
+    )
 
     index = sub.add_parser(
         "index",
-        parents=[common],
+        parents=common,
         help="index text files (incremental; safe to interrupt and re-run)",
         description="Walk PATHs for text files, split them into token-sized chunks, embed them "
         "and upsert them. Unchanged files are skipped, changed files replaced, chunks of "
-        "deleted files removed. Interrupting and re-running loses and duplicates nothing.",
+        "deleted files removed. Interrupting and re-running loses and duplicates nothing; a "
+        "second run on the same --db waits for the first.",
     )
+    index.set_defaults(run=cmd_index)
     index.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to index")
     index.add_argument(
         "--chunk-size", type=_positive, default=512, help="tokens per chunk (default 512)"
@@ -160,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-overlap",
         type=_non_negative,
         default=64,
-        help="tokens shared by neighbouring chunks (default 64)",
+        help="most tokens shared by neighbouring chunks (default 64)",
     )
     index.add_argument(
         "--batch-size",
@@ -171,11 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     query = sub.add_parser(
         "query",
-        parents=[common],
+        parents=common,
         help="search the index and rerank the candidates",
         description="Vector search for the question's nearest chunks, then score each "
         "candidate with Qwen3-Reranker and print the best.",
     )
+    query.set_defaults(run=cmd_query)
     query.add_argument("question", help="the question or search query")
     query.add_argument(
         "-k", "--top-k", dest="k", type=_positive, default=5, help="results to print (default 5)"
@@ -190,13 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-rerank", action="store_true", help="print the vector-search order, no reranker"
     )
     query.add_argument("--json", action="store_true", help="print the results as JSON")
+    _eval_parser(sub)
+    _adapt_parser(sub)
+    _check_server_parser(sub)
+    return parser
 
-    from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL
+
+def _eval_parser(sub: Any) -> None:
     from qwen3_rag.evaluation import DEFAULT_METRICS
-    from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL
 
     ev = sub.add_parser(
         "eval",
+        parents=[model_options(vector_settings=False), output_options()],
         help="measure retrieval quality on a BEIR-format folder: presets, sizes, reranking",
         description="Embed the corpus once, search it exactly (or a Chroma collection with "
         "--db), optionally rerank, and print one table: configurations as rows, metrics as "
@@ -206,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: qwen3-rag eval datasets/scifact --instruction web_search,fact_checking "
         "--dimensions 1024,256 --rerank --fetch-k 100",
     )
+    ev.set_defaults(run=cmd_eval)
     ev.add_argument(
         "data_dir",
         metavar="DATA_DIR",
@@ -246,237 +296,183 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated metrics: nDCG@k, Recall@k, MRR@k, MAP@k, P@k (default "
         f"{','.join(DEFAULT_METRICS)})",
     )
-    ev.add_argument(
-        "--embed-model",
-        help=f"Qwen3-Embedding hub id or local folder (default: ${EMBED_MODEL_ENV}, else the "
-        f"collection's with --db, else {DEFAULT_EMBEDDING_MODEL})",
-    )
-    ev.add_argument(
-        "--rerank-model",
-        help=f"Qwen3-Reranker hub id or local folder (default: ${RERANK_MODEL_ENV}, else "
-        f"{DEFAULT_RERANKER_MODEL})",
-    )
-    ev.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda, mps, cpu)")
-    ev.add_argument(
-        "--dtype", help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)"
-    )
-    ev.add_argument(
+    store = ev.add_argument_group("store")
+    store.add_argument(
         "--db", help="evaluate this Chroma store's collection (HNSW) instead of exact search"
     )
-    ev.add_argument(
+    store.add_argument(
         "--collection",
         default=DEFAULT_COLLECTION,
         help=f"collection name, with --db (default {DEFAULT_COLLECTION})",
     )
-    ev.add_argument(
+    store.add_argument(
         "--id-key",
         help="with --db: the metadata key holding each record's corpus id (source: the file "
         "path, as `query` prints it); default: the record ids are the corpus ids",
     )
-    ev.add_argument("--runs", metavar="DIR", help="write each configuration's TREC run file here")
-    ev.add_argument("--cache-dir", help="vector cache folder (default ~/.cache/qwen3-rag/vectors)")
-    ev.add_argument("--no-cache", action="store_true", help="do not cache vectors on disk")
-    ev.add_argument(
+    out = ev.add_argument_group("results")
+    out.add_argument("--runs", metavar="DIR", help="write each configuration's TREC run file here")
+    out.add_argument("--cache-dir", help="vector cache folder (default ~/.cache/qwen3-rag/vectors)")
+    out.add_argument("--no-cache", action="store_true", help="do not cache vectors on disk")
+    out.add_argument(
         "--test",
         choices=["permutation", "t-test"],
         default="permutation",
         help="paired significance test against the first row (default permutation)",
     )
-    ev.add_argument("--json", action="store_true", help="print the results as JSON")
-    ev.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks")
-    ev.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
-    _add_adapt_parser(sub)
-    return parser
+    out.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
-# -- store -----------------------------------------------------------------------------------
+def _check_server_parser(sub: Any) -> None:
+    from qwen3_rag.remote import MAX_SCORE_DIFF, MIN_COSINE, PROBE_MAX_LENGTH
 
-
-def _open_client(db: Path) -> Any:
-    import chromadb
-    from chromadb.config import Settings
-
-    return chromadb.PersistentClient(
-        str(db), settings=Settings(anonymized_telemetry=False, allow_reset=False)
+    check = sub.add_parser(
+        "check-server",
+        parents=[output_options()],
+        help="compare a model server with local weights on a fixed probe set",
+        description="Embed and rerank a fixed probe set (queries and documents with "
+        "instructions, Matryoshka sizes, a long document) with the local weights and through "
+        "model servers, and print the largest differences. Exit status 0 when the servers "
+        f"agree within the tolerances, {EXIT_DIFFERENT} when they do not, 1 on an error.",
+        epilog="Example: qwen3-rag check-server --embed-url http://localhost:8000 "
+        "--rerank-url http://localhost:8001",
     )
-
-
-def _persisted_ef_config(collection: Any, db: Path) -> dict[str, Any]:
-    from qwen3_rag.chroma import EMBEDDING_FUNCTION_NAME
-
-    persisted = collection.configuration_json.get("embedding_function") or {}
-    if persisted.get("name") != EMBEDDING_FUNCTION_NAME:
-        raise CliError(
-            f"collection {collection.name!r} in {db} was not made by qwen3-rag (embedding "
-            f"function {persisted.get('name')!r}); use another --collection"
-        )
-    return dict(persisted.get("config") or {})
-
-
-def _embedding_function(args: argparse.Namespace, persisted: dict[str, Any] | None) -> Any:
-    """The embedding function the flags, the env var and the persisted config ask for."""
-    from qwen3_rag.chroma import Qwen3EmbeddingFunction
-    from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL
-
-    persisted = persisted or {}
-    config = {
-        "model": args.embed_model
-        or os.environ.get(EMBED_MODEL_ENV)
-        or persisted.get("model")
-        or DEFAULT_EMBEDDING_MODEL,
-        "revision": persisted.get("revision"),
-        "instruction": args.instruction
-        if args.instruction is not None
-        else persisted.get("instruction", "web_search"),
-        "instruction_symmetric": False
-        if args.instruction is not None
-        else persisted.get("instruction_symmetric", False),
-        "dimensions": args.dimensions
-        if args.dimensions is not None
-        else persisted.get("dimensions"),
-    }
-    preset = Qwen3EmbeddingFunction.build_from_config(config).embedder.preset
-    return Qwen3EmbeddingFunction(
-        config["model"],
-        instruction=preset if preset is not None else "",
-        dimensions=config["dimensions"],
-        revision=config["revision"],
-        device=args.device,
-        dtype=args.dtype,
+    check.add_argument(
+        "url",
+        nargs="?",
+        metavar="URL",
+        help="one server for both models (default: --embed-url / --rerank-url, else "
+        f"${EMBED_URL_ENV} / ${RERANK_URL_ENV})",
     )
+    check.add_argument("--embed-url", help="the embedding server (checked when given)")
+    check.add_argument("--rerank-url", help="the reranking server (checked when given)")
+    check.add_argument(
+        "--embed-model",
+        help=f"served name and local weights of the embedding model (default: "
+        f"${EMBED_MODEL_ENV}, else Qwen/Qwen3-Embedding-0.6B)",
+    )
+    check.add_argument(
+        "--rerank-model",
+        help=f"served name and local weights of the reranker (default: ${RERANK_MODEL_ENV}, "
+        f"else Qwen/Qwen3-Reranker-0.6B)",
+    )
+    check.add_argument(
+        "--max-length",
+        type=_positive,
+        default=PROBE_MAX_LENGTH,
+        help=f"max_length of both sides; the long probe document is cut at it (default "
+        f"{PROBE_MAX_LENGTH})",
+    )
+    check.add_argument(
+        "--min-cosine",
+        type=float,
+        default=MIN_COSINE,
+        help=f"smallest cosine allowed between a local and a served vector (default {MIN_COSINE})",
+    )
+    check.add_argument(
+        "--max-score-diff",
+        type=float,
+        default=MAX_SCORE_DIFF,
+        help=f"largest reranker score difference allowed (default {MAX_SCORE_DIFF})",
+    )
+    check.add_argument("--device", help="device of the local side (default: cuda, mps, cpu)")
+    check.add_argument("--dtype", help="dtype of the local side (default: float32 on CPU)")
+    check.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per request (default 60)"
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(run=cmd_check_server)
 
 
-def _check_model(ef: Any) -> None:
-    """Read the model's config now, so a wrong model fails before anything is written."""
-    _ = ef.embedder.dimension  # also checks --dimensions against the model
-
-
-def _all_metadata(collection: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    offset = 0
-    while True:
-        page = collection.get(include=["metadatas"], limit=PAGE, offset=offset)
-        for id_, meta in zip(page["ids"], page["metadatas"] or [], strict=False):
-            yield id_, dict(meta or {})
-        if len(page["ids"]) < PAGE:
-            return
-        offset += PAGE
-
-
-# -- files and chunks ------------------------------------------------------------------------
-
-
-def _walk(roots: list[Path], exclude: Path) -> list[Path]:
-    files: set[Path] = set()
-    for root in roots:
-        if root.is_file():
-            files.add(root)
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            here = Path(dirpath)
-            dirnames[:] = sorted(
-                d
-                for d in dirnames
-                if not d.startswith(".") and d not in SKIP_DIRS and (here / d) != exclude
-            )
-            files.update(here / f for f in filenames if not f.startswith("."))
-    return sorted(files)
-
-
-def _read_text(path: Path) -> str | None:
-    """The file's text, or ``None`` for a binary (NUL byte or not UTF-8) file."""
-    data = path.read_bytes()
-    if b"\0" in data[:SNIFF_BYTES]:
+def _server_url(flag: str | None, env: str, persisted: str | None = None) -> str | None:
+    """A model server's URL: the flag, else the variable, else the persisted one; or local."""
+    value = flag if flag is not None else os.environ.get(env) or persisted
+    if value is None or not value.strip() or value.strip().lower() == LOCAL:
         return None
+    return value.strip()
+
+
+# -- errors in CLI words ---------------------------------------------------------------------
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+@contextlib.contextmanager
+def model_errors(role: str, model: str) -> Iterator[None]:
+    """Turn a model that cannot be loaded into one line naming the flags that fix it.
+
+    The core's :class:`~qwen3_rag.ModelLoadError` speaks to Python callers
+    (``local_files_only=True``); at a shell the fix is a flag or an environment variable.
+
+    Args:
+        role: ``"embedding"`` or ``"reranker"``.
+        model: The hub id or folder being loaded.
+
+    Raises:
+        CliError: For a :class:`~qwen3_rag.ModelLoadError` raised inside.
+    """
+    from qwen3_rag import ModelLoadError
+    from qwen3_rag.loading import ModelSource
+
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+        yield
+    except ModelLoadError as exc:
+        flag, env = (
+            ("--embed-model", EMBED_MODEL_ENV)
+            if role == "embedding"
+            else ("--rerank-model", RERANK_MODEL_ENV)
+        )
+        if ModelSource(model).is_local:
+            detail = " ".join(str(exc).split())
+            raise CliError(f"{detail} (set with {flag} PATH or {env}=PATH)") from exc
+        if _hub_offline():
+            raise CliError(
+                f"the {role} model {model!r} is not in the local Hugging Face cache and "
+                f"HF_HUB_OFFLINE=1 forbids downloading it: pass a model folder with {flag} PATH "
+                f"(or {env}=PATH), or unset HF_HUB_OFFLINE to download it"
+            ) from exc
+        raise CliError(
+            f"cannot load the {role} model {model!r}: the Hugging Face hub is unreachable or has "
+            f"no such model, and it is not in the local cache; pass a model folder with {flag} "
+            f"PATH (or {env}=PATH), or set HF_HUB_OFFLINE=1 to use the cache without the network"
+        ) from exc
 
 
-def _file_hash(text: str, chunk_size: int, chunk_overlap: int) -> str:
-    h = hashlib.sha256(f"{chunk_size}:{chunk_overlap}\0".encode())
-    h.update(text.encode("utf-8"))
-    return h.hexdigest()
+def _store_error(exc: StoreError, args: argparse.Namespace) -> CliError:
+    from qwen3_rag import store
+
+    where = f"collection {args.collection!r} in {args.db}"
+    if isinstance(exc, store.NoCollectionError):
+        have = f" (it has: {', '.join(exc.available)})" if exc.available else ""
+        return CliError(
+            f"no collection {args.collection!r} in {args.db}{have}: run `qwen3-rag index "
+            f"PATH... --db {args.db} --collection {args.collection}` first"
+        )
+    if isinstance(exc, store.EmptyCollectionError):
+        return CliError(f"{where} is empty: index some text files first")
+    if isinstance(exc, store.ForeignCollectionError):
+        return CliError(f"{where} was not made by qwen3-rag; use another --collection")
+    if isinstance(exc, store.ConfigMismatchError):
+        hint = (
+            "drop --dimensions"
+            if args.command == "query"
+            else "drop the option or environment variable, or index into another --collection "
+            "or --db"
+        )
+        return CliError(f"{exc} ({args.db}): {hint}")
+    return CliError(f"--db {args.db}: {exc}")
 
 
-@dataclass
-class Chunk:
-    """One chunk of a file, as stored."""
+@contextlib.contextmanager
+def _store_errors(args: argparse.Namespace) -> Iterator[None]:
+    from qwen3_rag.store import StoreError
 
-    id: str
-    text: str
-    metadata: dict[str, Any]
-
-
-def _chunk_id(source: str, index: int) -> str:
-    return f"{source}#{index}"
-
-
-def _make_splitter(
-    tokenizer: Any, chunk_size: int, chunk_overlap: int
-) -> Callable[[str], list[str]]:
-    from llama_index.core.node_parser import SentenceSplitter
-
-    def count(text: str) -> list[int]:
-        return list(tokenizer.encode(text, add_special_tokens=False).ids)
-
-    splitter = SentenceSplitter(
-        chunk_size=chunk_size,
-        chunk_overlap=min(chunk_overlap, chunk_size - 1),
-        tokenizer=count,
-        include_metadata=False,
-        include_prev_next_rel=False,
-    )
-    return splitter.split_text
-
-
-def _chunks(
-    source: str, text: str, file_hash: str, split: Callable[[str], list[str]]
-) -> list[Chunk]:
-    pieces = [p for p in split(text) if p.strip()]
-    chunks: list[Chunk] = []
-    cursor = 0
-    for i, piece in enumerate(pieces):
-        start = text.find(piece, cursor)
-        if start < 0:
-            start = text.find(piece)
-        if start < 0:  # the splitter rewrote whitespace; keep the last known position
-            start = cursor
-        else:
-            cursor = start + 1
-        meta = {
-            "source": source,
-            "chunk": i,
-            "n_chunks": len(pieces),
-            "file_hash": file_hash,
-            "start_char": start,
-            "start_line": text.count("\n", 0, start) + 1,
-        }
-        chunks.append(Chunk(_chunk_id(source, i), piece, meta))
-    return chunks
-
-
-@dataclass
-class _FilePlan:
-    source: str
-    pending: list[Chunk] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Stats:
-    files: int = 0
-    unchanged: int = 0
-    updated: int = 0
-    binary: int = 0
-    deleted_files: int = 0
-    embedded: int = 0
-    removed: int = 0
-
-
-def _under(source: str, roots: list[Path]) -> bool:
-    p = Path(source)
-    return any(p == r or r in p.parents for r in roots)
+    try:
+        yield
+    except StoreError as exc:
+        raise _store_error(exc, args) from exc
 
 
 # -- index -----------------------------------------------------------------------------------
@@ -486,242 +482,109 @@ def cmd_index(args: argparse.Namespace) -> int:
     """Run ``qwen3-rag index``; returns the exit status."""
     from tqdm.auto import tqdm
 
-    from qwen3_rag.loading import load_fast_tokenizer
+    from qwen3_rag import store
+    from qwen3_rag.indexing import check_chunking, index_paths, resolve_paths
+    from qwen3_rag.loading import tune_cpu_threads
 
-    if args.chunk_overlap >= args.chunk_size:
-        raise CliError(
-            f"--chunk-overlap ({args.chunk_overlap}) must be smaller than --chunk-size "
-            f"({args.chunk_size})"
+    try:
+        check_chunking(args.chunk_size, args.chunk_overlap)
+    except ValueError as exc:
+        raise CliError(str(exc).replace("chunk_", "--chunk-")) from None
+    resolve_paths(args.paths)  # a missing path fails before any model loads
+    tune_cpu_threads()
+    db = Path(args.db).expanduser()
+    with _store_errors(args):
+        stored = None
+        if store.has_store(db):
+            stored = store.stored_config(store.open_client(db), args.collection)
+        function = store.embedding_function_for(
+            stored,
+            model=args.embed_model or os.environ.get(EMBED_MODEL_ENV),
+            instruction=_instruction(args.instruction),
+            dimensions=args.dimensions,
+            device=args.device,
+            dtype=args.dtype,
+            base_url=_server_url(args.embed_url, EMBED_URL_ENV, (stored or {}).get("base_url")),
         )
-    roots: list[Path] = []
-    for p in args.paths:
-        path = Path(p).expanduser()
-        if not path.exists():
-            raise CliError(f"no such file or folder: {p}")
-        roots.append(path.resolve())
-    db = Path(args.db).expanduser().resolve()
-    if db.exists() and not db.is_dir():
-        raise CliError(f"--db {args.db} is a file, not a folder")
-    files = _walk(roots, exclude=db)
-    if not files:
-        logger.warning("no files found under %s", ", ".join(args.paths))
+        with (
+            model_errors("embedding", function.embedder.model),
+            tqdm(desc="Indexing", unit="chunk", disable=True if args.quiet else None) as bar,
+        ):
 
-    existing: dict[str, Any] | None = None
-    collection = None
-    client = None
-    if (db / "chroma.sqlite3").exists():
-        client = _open_client(db)
-        if args.collection in {c.name for c in client.list_collections()}:
-            collection = client.get_collection(args.collection)
-            existing = _persisted_ef_config(collection, db)
-    ef = _embedding_function(args, existing)
-    if existing is not None:
-        wanted = ef.get_config()
-        diffs = [
-            f"{key} {existing.get(key)!r} (asked for {wanted[key]!r})"
-            for key in ("model", "revision", "dimensions", "instruction")
-            if existing.get(key) != wanted[key]
-        ]
-        if diffs:
-            raise CliError(
-                f"collection {args.collection!r} in {args.db} was indexed with "
-                f"{'; '.join(diffs)}: its vectors would not match; drop the option or "
-                f"environment variable, or index into another --collection or --db"
+            def progress(p: IndexProgress) -> None:
+                bar.total = p.chunks_total
+                bar.update(p.chunks_done - bar.n)
+
+            stats = index_paths(
+                args.paths,
+                db=db,
+                collection=args.collection,
+                embedding_function=function,
+                chunk_size=args.chunk_size,
+                chunk_overlap=args.chunk_overlap,
+                batch_size=args.batch_size,
+                on_progress=progress,
             )
-    _check_model(ef)
-    if client is None:
-        client = _open_client(db)
-    if collection is None:
-        collection = client.create_collection(args.collection, embedding_function=ef)
-        logger.info("created collection %r in %s", args.collection, args.db)
-    else:
-        collection = client.get_collection(args.collection, embedding_function=ef)
-
-    stored: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for id_, meta in _all_metadata(collection):
-        stored.setdefault(str(meta.get("source", "")), []).append((id_, meta))
-
-    stats = _Stats()
-    plans: list[_FilePlan] = []
-    seen: set[str] = set()
-    split: Callable[[str], list[str]] | None = None
-    for path in files:
-        source = str(path)
-        try:
-            text = _read_text(path)
-        except OSError as exc:
-            logger.warning("skipped %s: %s", path, exc.strerror or exc)
-            seen.add(source)  # unreadable now: keep whatever was indexed before
-            continue
-        seen.add(source)
-        records = stored.get(source, [])
-        if text is None:
-            logger.info("skipped binary file %s", path)
-            stats.binary += 1
-            if records:
-                plans.append(_FilePlan(source, stale=[i for i, _ in records]))
-            continue
-        stats.files += 1
-        digest = _file_hash(text, args.chunk_size, args.chunk_overlap)
-        current = {int(m["chunk"]): i for i, m in records if m.get("file_hash") == digest}
-        total = next((int(m["n_chunks"]) for _, m in records if m.get("file_hash") == digest), -1)
-        if total >= 0 and all(k in current for k in range(total)):
-            keep = {_chunk_id(source, k) for k in range(total)}
-            stale = [i for i, _ in records if i not in keep]
-            if stale:
-                plans.append(_FilePlan(source, stale=stale))
-            stats.unchanged += 1
-            continue
-        if split is None:
-            tokenizer = load_fast_tokenizer(ef.embedder.source)
-            split = _make_splitter(tokenizer, args.chunk_size, args.chunk_overlap)
-        chunks = _chunks(source, text, digest, split)
-        keep = {c.id for c in chunks}
-        plans.append(
-            _FilePlan(
-                source,
-                pending=[c for c in chunks if c.id not in current.values()],
-                stale=[i for i, _ in records if i not in keep],
-            )
-        )
-        stats.updated += 1
-    for source, records in stored.items():
-        if source not in seen and _under(source, roots):
-            plans.append(_FilePlan(source, stale=[i for i, _ in records]))
-            stats.deleted_files += 1
-            logger.info("removing chunks of deleted file %s", source)
-
-    # Files with nothing to embed: drop their stale chunks now.
-    for plan in plans:
-        if not plan.pending and plan.stale:
-            collection.delete(ids=plan.stale)
-            stats.removed += len(plan.stale)
-    work = [p for p in plans if p.pending]
-    todo = sum(len(p.pending) for p in work)
-    kill_after = int(os.environ.get(KILL_AFTER_BATCHES_ENV, "0") or 0)
-    batches = 0
-    with tqdm(
-        total=todo, desc="Indexing", unit="chunk", disable=None if not args.quiet else True
-    ) as bar:
-        queue = [(plan, chunk) for plan in work for chunk in plan.pending]
-        left = {id(plan): len(plan.pending) for plan in work}
-        for start in range(0, len(queue), args.batch_size):
-            batch = queue[start : start + args.batch_size]
-            collection.upsert(
-                ids=[c.id for _, c in batch],
-                documents=[c.text for _, c in batch],
-                metadatas=[c.metadata for _, c in batch],
-            )
-            stats.embedded += len(batch)
-            bar.update(len(batch))
-            # A file's leftover chunks go only once all its new chunks are written.
-            for plan, _ in batch:
-                left[id(plan)] -= 1
-                if left[id(plan)] == 0 and plan.stale:
-                    collection.delete(ids=plan.stale)
-                    stats.removed += len(plan.stale)
-            batches += 1
-            if kill_after and batches >= kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-    logger.info(
-        "%d chunks embedded, %d removed; %d text files (%d unchanged, %d new or changed), "
-        "%d deleted, %d binary skipped; %s now holds %d chunks in %r",
-        stats.embedded,
-        stats.removed,
-        stats.files,
-        stats.unchanged,
-        stats.updated,
-        stats.deleted_files,
-        stats.binary,
-        args.db,
-        collection.count(),
-        args.collection,
-    )
+    sys.stdout.write(_summary(stats, args) + "\n")
     return 0
+
+
+def _summary(stats: IndexStats, args: argparse.Namespace) -> str:
+    return (
+        f"{stats.chunks_embedded} chunks embedded, {stats.chunks_reused} reused, "
+        f"{stats.chunks_removed} removed; "
+        f"{stats.files} text files ({stats.files_unchanged} unchanged, {stats.files_changed} new "
+        f"or changed), {stats.files_deleted} deleted, {stats.files_binary} binary skipped; "
+        f"{args.db} now holds {stats.chunks_stored} chunks in {args.collection!r}"
+    )
 
 
 # -- query -----------------------------------------------------------------------------------
 
 
-def _display_path(source: str) -> str:
-    try:
-        return str(Path(source).relative_to(Path.cwd()))
-    except ValueError:
-        return source
-
-
 def cmd_query(args: argparse.Namespace) -> int:
     """Run ``qwen3-rag query``; returns the exit status."""
-    from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL, Reranker
+    from qwen3_rag import DEFAULT_RERANKER_MODEL, Reranker, store
+    from qwen3_rag.loading import tune_cpu_threads
 
     question = args.question.strip()
     if not question:
         raise CliError("the question is empty")
-    db = Path(args.db).expanduser().resolve()
-    if not (db / "chroma.sqlite3").is_file():
+    db = Path(args.db).expanduser()
+    if not store.has_store(db):
         raise CliError(f"no index at {args.db}: run `qwen3-rag index PATH... --db {args.db}` first")
-    client = _open_client(db)
-    names = sorted(c.name for c in client.list_collections())
-    if args.collection not in names:
-        have = f" (it has: {', '.join(names)})" if names else ""
-        raise CliError(
-            f"no collection {args.collection!r} in {args.db}{have}: run "
-            f"`qwen3-rag index PATH... --db {args.db} --collection {args.collection}` first"
+    tune_cpu_threads()
+    with _store_errors(args):
+        client = store.open_client(db)
+        stored = store.stored_config(client, args.collection)
+        function = store.embedding_function_for(
+            stored,
+            model=args.embed_model or os.environ.get(EMBED_MODEL_ENV),
+            instruction=_instruction(args.instruction),
+            dimensions=args.dimensions,
+            device=args.device,
+            dtype=args.dtype,
+            base_url=_server_url(args.embed_url, EMBED_URL_ENV, (stored or {}).get("base_url")),
         )
-    collection = client.get_collection(args.collection)
-    persisted = _persisted_ef_config(collection, db)
-    count = collection.count()
-    if count == 0:
-        raise CliError(
-            f"collection {args.collection!r} in {args.db} is empty: index some text files first"
-        )
-    ef = _embedding_function(args, persisted)
-    wanted = ef.get_config()
-    if wanted["dimensions"] != persisted.get("dimensions"):
-        raise CliError(
-            f"collection {args.collection!r} was indexed with dimensions="
-            f"{persisted.get('dimensions')}, not {wanted['dimensions']}: drop --dimensions"
-        )
-    if wanted["model"] != persisted.get("model"):
-        logger.warning(
-            "collection %r was indexed with %s; querying with %s",
-            args.collection,
-            persisted.get("model"),
-            wanted["model"],
-        )
-    _check_model(ef)  # a missing model fails here, with the core's message
-    collection = client.get_collection(args.collection, embedding_function=ef)
-    fetch = min(count, args.k if args.no_rerank else max(args.fetch_k, args.k))
-    found = collection.query(
-        query_texts=[question], n_results=fetch, include=["documents", "metadatas", "distances"]
-    )
-    ids: list[str] = found["ids"][0]
-    docs: list[str] = [d or "" for d in (found["documents"] or [[]])[0]]
-    metas: list[dict[str, Any]] = [dict(m or {}) for m in (found["metadatas"] or [[]])[0]]
-    vector = [1.0 - float(d) for d in (found["distances"] or [[]])[0]]
-
-    order: list[tuple[int, float | None]]
-    if args.no_rerank:
-        order = [(i, None) for i in range(min(len(ids), args.k))]
-    else:
-        model = args.rerank_model or os.environ.get(RERANK_MODEL_ENV) or DEFAULT_RERANKER_MODEL
-        instruction = ef.embedder.preset or "web_search"
-        reranker = Reranker(model, instruction=instruction, device=args.device, dtype=args.dtype)
-        order = [(i, s) for i, s in reranker.rank(question, docs, top_n=args.k)]
-
-    results = [
-        {
-            "rank": rank,
-            "id": ids[i],
-            "source": _display_path(str(metas[i].get("source", ""))),
-            "chunk": metas[i].get("chunk"),
-            "start_line": metas[i].get("start_line"),
-            "rerank_score": score,
-            "vector_score": vector[i],
-            "text": docs[i],
-        }
-        for rank, (i, score) in enumerate(order, start=1)
-    ]
+        with model_errors("embedding", function.embedder.model):
+            opened = store.open_for_search(client, args.collection, embedding_function=function)
+        reranker = None
+        if not args.no_rerank:
+            model = args.rerank_model or os.environ.get(RERANK_MODEL_ENV) or DEFAULT_RERANKER_MODEL
+            reranker = Reranker(
+                model,
+                instruction=function.embedder.preset or "web_search",
+                device=args.device,
+                dtype=args.dtype,
+                base_url=_server_url(args.rerank_url, RERANK_URL_ENV),
+            )
+            with model_errors("reranker", model):
+                reranker.load()
+        with model_errors("embedding", function.embedder.model):
+            hits = store.search(
+                opened.collection, question, k=args.k, fetch_k=args.fetch_k, reranker=reranker
+            )
+    results = [_result(rank, hit) for rank, hit in enumerate(hits, start=1)]
     if args.json:
         sys.stdout.write(json.dumps({"query": question, "results": results}, indent=2) + "\n")
         return 0
@@ -737,6 +600,29 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _display_path(source: str) -> str:
+    try:
+        return str(Path(source).relative_to(Path.cwd()))
+    except ValueError:
+        return source
+
+
+def _result(rank: int, hit: SearchHit) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "id": hit.id,
+        "source": _display_path(hit.source),
+        "chunk": hit.metadata.get("chunk"),
+        "start_line": hit.metadata.get("start_line"),
+        "rerank_score": hit.rerank_score,
+        "vector_score": hit.vector_score,
+        "text": hit.text,
+    }
+
+
+# -- entry point -----------------------------------------------------------------------------
 
 
 # -- eval ------------------------------------------------------------------------------------
@@ -760,9 +646,15 @@ def _eval_instructions(values: list[str] | None) -> list[str | None]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run ``qwen3-rag eval``; returns the exit status."""
-    from qwen3_rag import evaluation
-    from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL, Embedder
-    from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL, Reranker
+    from qwen3_rag import (
+        DEFAULT_EMBEDDING_MODEL,
+        DEFAULT_RERANKER_MODEL,
+        Embedder,
+        Reranker,
+        evaluation,
+        store,
+    )
+    from qwen3_rag.loading import tune_cpu_threads
 
     logging.getLogger(evaluation.__name__).setLevel(logger.getEffectiveLevel())
     try:
@@ -802,21 +694,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = args.embed_model or os.environ.get(EMBED_MODEL_ENV)
     collection = None
     revision = None
+    served: dict[str, Any] = {}
     if args.db:
-        db = Path(args.db).expanduser().resolve()
-        if not (db / "chroma.sqlite3").is_file():
+        db = Path(args.db).expanduser()
+        if not store.has_store(db):
             raise CliError(f"--db {args.db}: no Chroma store there (run `qwen3-rag index` first)")
-        client = _open_client(db)
-        names = sorted(c.name for c in client.list_collections())
-        if args.collection not in names:
-            have = f" (it has: {', '.join(names)})" if names else ""
-            raise CliError(f"--collection {args.collection!r}: not in {args.db}{have}")
-        collection = client.get_collection(args.collection)
-        persisted = _persisted_ef_config(collection, db)
+        with _store_errors(args):
+            client = store.open_client(db)
+            collection = store.find_collection(client, args.collection)
+            if collection is None:
+                names = sorted(c.name for c in client.list_collections())
+                have = f" (it has: {', '.join(names)})" if names else ""
+                raise CliError(f"--collection {args.collection!r}: not in {args.db}{have}")
+            persisted = store.collection_config(collection)
         model = model or persisted.get("model")
         revision = persisted.get("revision")
+        served = {key: persisted.get(key) for key in ("base_url", "api_key_env")}
+    tune_cpu_threads()
     embedder = Embedder(
-        model or DEFAULT_EMBEDDING_MODEL, revision=revision, device=args.device, dtype=args.dtype
+        model or DEFAULT_EMBEDDING_MODEL,
+        revision=revision,
+        device=args.device,
+        dtype=args.dtype,
+        base_url=_server_url(args.embed_url, EMBED_URL_ENV, served.get("base_url")),
+        api_key_env=served.get("api_key_env"),
     )
     reranker = None
     if args.rerank:
@@ -824,6 +725,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.rerank_model or os.environ.get(RERANK_MODEL_ENV) or DEFAULT_RERANKER_MODEL,
             device=args.device,
             dtype=args.dtype,
+            base_url=_server_url(args.rerank_url, RERANK_URL_ENV),
         )
     instructions = _eval_instructions(args.instruction)
     vector_rows = [
@@ -839,20 +741,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.rerank
     ]
     cache: Any = False if args.no_cache else args.cache_dir
-    report = evaluation.evaluate(
-        data,
-        vector_rows + reranked,
-        embedder=embedder,
-        reranker=reranker,
-        metrics=metrics,
-        k=k,
-        collection=collection,
-        id_key=args.id_key,
-        cache=cache,
-        runs_dir=args.runs,
-        test=args.test,
-        show_progress=None if not args.quiet else False,
-    )
+    with model_errors("embedding", embedder.model):
+        report = evaluation.evaluate(
+            data,
+            vector_rows + reranked,
+            embedder=embedder,
+            reranker=reranker,
+            metrics=metrics,
+            k=k,
+            collection=collection,
+            id_key=args.id_key,
+            cache=cache,
+            runs_dir=args.runs,
+            test=args.test,
+            show_progress=None if not args.quiet else False,
+        )
     if args.runs:
         logger.info("run files written to %s", args.runs)
     if args.json:
@@ -888,11 +791,12 @@ def _pair(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, Any]]:
     return parse
 
 
-def _add_adapt_parser(sub: Any) -> None:
+def _adapt_parser(sub: Any) -> None:
     from qwen3_rag.adapt.pipeline import STAGES
 
     ad = sub.add_parser(
         "adapt",
+        parents=[output_options()],
         help="adapt Qwen3-Embedding to your documents (synthetic queries, LoRA, merge, eval)",
         description="Chunk the documents like `index`, have an LLM write a query per chunk, "
         "filter the pairs, mine hard negatives, train a LoRA adapter, merge the epoch "
@@ -901,6 +805,7 @@ def _add_adapt_parser(sub: Any) -> None:
         "stages are skipped, synthesis and training resume.",
         epilog="Example: qwen3-rag adapt docs/ --llm ollama:qwen3:4b --out adapted",
     )
+    ad.set_defaults(run=cmd_adapt)
     ad.add_argument("paths", nargs="+", metavar="CORPUS", help="files or folders of text")
     ad.add_argument(
         "--llm",
@@ -931,8 +836,8 @@ def _add_adapt_parser(sub: Any) -> None:
     )
     models.add_argument(
         "--instruction",
-        help="query instruction trained and evaluated with: a preset name or a sentence "
-        "(default web_search); use the same one with the adapted model",
+        help="query instruction trained and evaluated with: a preset name, a sentence, or "
+        "none for raw queries (default web_search); use the same one with the adapted model",
     )
     models.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda, mps, cpu)")
     models.add_argument(
@@ -1009,10 +914,7 @@ def _add_adapt_parser(sub: Any) -> None:
         help="merge every epoch checkpoint (slerp, default) or only the last",
     )
     train.add_argument("--seed", type=_non_negative, default=0, help="random seed (0)")
-    out = ad.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help="print the summary as JSON")
-    out.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks")
-    out.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    ad.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def _llm(spec: str, args: argparse.Namespace) -> Any:
@@ -1059,7 +961,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     config = AdaptConfig(
         base_model=args.embed_model or os.environ.get(EMBED_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL,
         reranker_model=reranker,
-        instruction=args.instruction,
+        instruction=_instruction(args.instruction),
         chunk_size=args.chunk_size,
         chunk_overlap=args.chunk_overlap,
         languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
@@ -1101,29 +1003,98 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- entry point -----------------------------------------------------------------------------
+# -- check-server ----------------------------------------------------------------------------
+
+
+def cmd_check_server(args: argparse.Namespace) -> int:
+    """Run ``qwen3-rag check-server``; returns the exit status."""
+    from qwen3_rag import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANKER_MODEL
+    from qwen3_rag.remote import check_server
+
+    embed_url = args.embed_url or args.url
+    rerank_url = args.rerank_url or args.url
+    if embed_url is None and rerank_url is None:
+        embed_url = _server_url(None, EMBED_URL_ENV)
+        rerank_url = _server_url(None, RERANK_URL_ENV)
+    if embed_url is None and rerank_url is None:
+        raise CliError(
+            f"no server to check: pass URL, --embed-url or --rerank-url (or set "
+            f"{EMBED_URL_ENV} / {RERANK_URL_ENV})"
+        )
+    report = check_server(
+        embed_url=embed_url,
+        rerank_url=rerank_url,
+        embedding_model=args.embed_model
+        or os.environ.get(EMBED_MODEL_ENV)
+        or DEFAULT_EMBEDDING_MODEL,
+        reranker_model=args.rerank_model
+        or os.environ.get(RERANK_MODEL_ENV)
+        or DEFAULT_RERANKER_MODEL,
+        max_length=args.max_length,
+        min_cosine=args.min_cosine,
+        max_score_diff=args.max_score_diff,
+        device=args.device,
+        dtype=args.dtype,
+        timeout=args.timeout,
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.table() + "\n")
+    return 0 if report.ok else EXIT_DIFFERENT
 
 
 class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes the command's log records to the current ``sys.stderr``, as bare messages."""
+    """The command's one log handler: every record once, on the current ``sys.stderr``."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(_CliFormatter())
+
+
+class _CliFormatter(logging.Formatter):
+    """Our records as bare messages; other libraries' prefixed with their package name."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        package = record.name.split(".")[0]
+        return message if package == "qwen3_rag" else f"{package}: {message}"
+
+
+#: Our loggers that speak at the default verbosity (notes about files, progress summary).
+_CHATTY = ("qwen3_rag.cli", "qwen3_rag.indexing", "qwen3_rag.store", "qwen3_rag.adapt")
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """One handler, on the root logger, so that each record is printed exactly once.
+
+    huggingface_hub and transformers install handlers of their own on their package loggers
+    (and huggingface_hub also propagates to the root): those are removed, and their records
+    reach the one handler here.
+    """
+    from transformers.utils import logging as hf_logging
+
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _CliHandler)]
+    root.addHandler(_CliHandler())
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    hf_logging.disable_default_handler()
+    hf_logging.enable_propagation()
+    hub = logging.getLogger("huggingface_hub")
+    hub.handlers[:] = [h for h in hub.handlers if isinstance(h, _CliHandler)]
+    hub.propagate = True
     package = logging.getLogger("qwen3_rag")
     package.handlers[:] = [h for h in package.handlers if not isinstance(h, _CliHandler)]
-    handler = _CliHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    package.addHandler(handler)
-    package.propagate = False
+    package.propagate = True
     package.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+        )
     for noisy in ("chromadb", "httpx", "transformers", "torch", "torchao"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.ERROR)
+    hub.setLevel(logging.DEBUG if verbose else logging.WARNING)
     if not verbose:  # our own bar shows indexing progress; transformers' load bars are noise
-        from transformers.utils import logging as hf_logging
-
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
@@ -1139,7 +1110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; ``None`` reads ``sys.argv``.
 
     Returns:
-        0 on success, 1 on an error (printed as one line), 130 when interrupted.
+        0 on success, 1 on an error (printed as one line), 130 when interrupted;
+        ``check-server`` returns 3 when the server differs from the local weights.
 
     Example:
         >>> main(["query", "How do I install it?", "--json"])  # doctest: +SKIP
@@ -1147,11 +1119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
-    command = {"index": cmd_index, "query": cmd_query, "eval": cmd_eval, "adapt": cmd_adapt}[
-        args.command
-    ]
+    run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return command(args)
+        return run(args)
     except KeyboardInterrupt:
         logger.error("interrupted: what was written is kept; run the same command again to finish")
         return 130
@@ -1160,9 +1130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:
         logger.debug("traceback", exc_info=True)
-        from qwen3_rag.loading import ModelLoadError
-
-        known = (ModelLoadError, ValueError, TypeError, OSError)
+        known = (ValueError, TypeError, OSError)
         prefix = "" if isinstance(exc, known) else f"{type(exc).__name__}: "
         logger.error("error: %s%s", prefix, _one_line(exc))
         return 1

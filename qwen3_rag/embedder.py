@@ -13,6 +13,7 @@ The recipe (Qwen3-Embedding README and code):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from qwen3_rag.options import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_MAX_BATCH_TOKENS,
     DEFAULT_MAX_LENGTH,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
     MIN_DIMENSIONS,
     DeviceLike,
     DTypeLike,
@@ -39,6 +42,7 @@ from qwen3_rag.options import (
     InstructionLike,
     check_texts,
 )
+from qwen3_rag.remote import RemoteEmbeddingBackend
 
 __all__ = ["DEFAULT_EMBEDDING_MODEL", "Embedder", "embedding_inputs"]
 
@@ -109,6 +113,16 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
             >= 0.998 (mean 0.9988), top-10 neighbour overlap 0.97-1.00. Not exact: leave it
             off where vectors must match other float32 indexes bit for bit.
         show_progress: Show a tqdm progress bar over the texts.
+        base_url: URL of a model server (vLLM, TEI, Infinity) serving ``model`` over
+            ``/v1/embeddings``, e.g. ``"http://localhost:8000"`` (``.../v1`` works too). Texts
+            are formatted here exactly as locally (see :mod:`qwen3_rag.remote`), then sent in
+            requests of ``batch_size``; ``device``, ``dtype``, ``quantize`` and
+            ``max_batch_tokens`` do not apply. ``None`` (default): local weights.
+        api_key_env: Environment variable holding the server's API key; ``None`` reads
+            ``QWEN3_RAG_EMBED_API_KEY``. The key is read at each request, never stored.
+        timeout: Seconds to wait for the server's answer to one request.
+        max_retries: Retries of a request answered 429 or 5xx, or that could not connect
+            (exponential backoff; ``Retry-After`` honoured).
 
     Raises:
         ValueError: If a value is out of range (e.g. ``dimensions < 32``), an instruction is a
@@ -124,6 +138,9 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         >>> d = emb.embed_documents(["The capital of China is Beijing."])  # doctest: +SKIP
         >>> float(q @ d.T)  # doctest: +SKIP
         0.7646
+        >>> served = Embedder("Qwen/Qwen3-Embedding-0.6B", base_url="http://localhost:8000")
+        >>> served
+        Embedder(model='Qwen/Qwen3-Embedding-0.6B', base_url='http://localhost:8000')
     """
 
     kind = "embedder"
@@ -144,6 +161,10 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         local_files_only: bool = False,
         quantize: str | None = None,
         show_progress: bool = False,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
     ) -> None:
         super().__init__(
             EmbedderOptions(
@@ -160,10 +181,17 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
                 local_files_only=local_files_only,
                 quantize=quantize,
                 show_progress=show_progress,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                timeout=timeout,
+                max_retries=max_retries,
             )
         )
         self.preset: Preset | None = self.options.preset
         self._hidden_size: int | None = None
+        self.remote: RemoteEmbeddingBackend | None = (
+            None if base_url is None else RemoteEmbeddingBackend.from_options(self.options)
+        )
 
     @property
     def dimensions(self) -> int | None:
@@ -177,9 +205,12 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
 
     @property
     def hidden_size(self) -> int:
-        """The model's full embedding size (reads only the model config)."""
+        """The model's full embedding size (reads only the model config; a server is asked)."""
         if self._hidden_size is None:
-            self._hidden_size = int(load_config(self.source).hidden_size)
+            if self.remote is not None:
+                self._hidden_size = self.remote.size()
+            else:
+                self._hidden_size = int(load_config(self.source).hidden_size)
         return self._hidden_size
 
     @property
@@ -214,6 +245,8 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
 
         Raises:
             TypeError: If ``texts`` is a bare string or holds a non-string.
+            qwen3_rag.remote.RemoteError: With ``base_url``, if the server cannot be reached
+                or refuses the request.
         """
         return self._embed(check_texts(texts), self._query_instruction(instruction))
 
@@ -232,6 +265,8 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
 
         Raises:
             TypeError: If ``texts`` is a bare string or holds a non-string.
+            qwen3_rag.remote.RemoteError: With ``base_url``, if the server cannot be reached
+                or refuses the request.
         """
         return self._embed(check_texts(texts), self._document_instruction(instruction))
 
@@ -259,6 +294,32 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
             ['Beijing is the capital.']
         """
         return _formatted(check_texts(texts), self._document_instruction(instruction))
+
+    async def aembed_queries(
+        self, texts: Sequence[str], *, instruction: InstructionLike = None
+    ) -> np.ndarray:
+        """Async :meth:`embed_queries`, never blocking the event loop.
+
+        With ``base_url`` the requests run on the caller's event loop (``httpx``, no
+        thread); local inference runs in a worker thread.
+        """
+        checked, applied = check_texts(texts), self._query_instruction(instruction)
+        if self.remote is not None:
+            return await self.remote.aembed(_formatted(checked, applied), self.dimensions)
+        return await asyncio.to_thread(self.embed_queries, checked, instruction=instruction)
+
+    async def aembed_documents(
+        self, texts: Sequence[str], *, instruction: InstructionLike = None
+    ) -> np.ndarray:
+        """Async :meth:`embed_documents`, never blocking the event loop.
+
+        With ``base_url`` the requests run on the caller's event loop (``httpx``, no
+        thread); local inference runs in a worker thread.
+        """
+        checked, applied = check_texts(texts), self._document_instruction(instruction)
+        if self.remote is not None:
+            return await self.remote.aembed(_formatted(checked, applied), self.dimensions)
+        return await asyncio.to_thread(self.embed_documents, checked, instruction=instruction)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -306,11 +367,13 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         return sequences
 
     def _embed(self, texts: list[str], instruction: str | None) -> np.ndarray:
+        texts = _formatted(texts, instruction)
+        if self.remote is not None:
+            return self.remote.embed(texts, self.dimensions)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         rt = self._runtime()
         dim = self.dimension
-        texts = _formatted(texts, instruction)
         out = np.empty((len(texts), dim), dtype=np.float32)
         with rt.lock:
             sequences = self._tokenize(rt, texts)

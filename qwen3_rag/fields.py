@@ -53,7 +53,7 @@ def option_field(options: type[ModelOptions], name: str, **kwargs: Any) -> Any:
 
 
 class ModelFields(BaseModel):
-    """The settings every local Qwen3 model takes, besides its name and batch size."""
+    """The settings every Qwen3 model takes, besides its name and batch size."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -67,6 +67,10 @@ class ModelFields(BaseModel):
     local_files_only: bool = option_field(ModelOptions, "local_files_only")
     quantize: str | None = option_field(ModelOptions, "quantize")
     show_progress: bool = option_field(ModelOptions, "show_progress")
+    base_url: str | None = option_field(ModelOptions, "base_url")
+    api_key_env: str | None = option_field(ModelOptions, "api_key_env")
+    timeout: float = option_field(ModelOptions, "timeout")
+    max_retries: int = option_field(ModelOptions, "max_retries")
 
     @field_serializer("device", "dtype")
     def _as_text(self, value: torch.device | torch.dtype | str | None) -> str | None:

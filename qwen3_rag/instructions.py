@@ -10,6 +10,8 @@ Every template of the recipe lives here, once:
   (documents are embedded as raw text unless the preset is symmetric);
 * reranker: a fixed system prefix, the body
   ``"<Instruct>: {instruction}\\n<Query>: {query}\\n<Document>: {document}"`` and a fixed suffix.
+  The body is the query half (:func:`format_rerank_query`) followed by the document half
+  (:func:`format_rerank_document`): model servers take the two halves as separate strings.
 
 Example:
     >>> from qwen3_rag.instructions import resolve_instruction, format_query
@@ -36,6 +38,8 @@ __all__ = [
     "Preset",
     "format_query",
     "format_rerank_body",
+    "format_rerank_document",
+    "format_rerank_query",
     "resolve_instruction",
 ]
 
@@ -256,6 +260,39 @@ def format_query(instruction: str | None, text: str) -> str:
     return f"Instruct: {instruction}\nQuery:{text}"
 
 
+def format_rerank_query(instruction: str, query: str) -> str:
+    """Format the query half of a reranker body (what every candidate of one query shares).
+
+    Args:
+        instruction: Instruction text.
+        query: The query.
+
+    Returns:
+        ``f"<Instruct>: {instruction}\\n<Query>: {query}\\n"``.
+
+    Example:
+        >>> format_rerank_query("Find it", "q")
+        '<Instruct>: Find it\\n<Query>: q\\n'
+    """
+    return f"<Instruct>: {instruction}\n<Query>: {query}\n"
+
+
+def format_rerank_document(document: str) -> str:
+    """Format the document half of a reranker body.
+
+    Args:
+        document: One candidate document.
+
+    Returns:
+        ``f"<Document>: {document}"``.
+
+    Example:
+        >>> format_rerank_document("d")
+        '<Document>: d'
+    """
+    return f"<Document>: {document}"
+
+
 def format_rerank_body(instruction: str, query: str, document: str) -> str:
     """Format the part of a reranker input that sits between the fixed prefix and suffix.
 
@@ -265,10 +302,11 @@ def format_rerank_body(instruction: str, query: str, document: str) -> str:
         document: One candidate document.
 
     Returns:
-        ``f"<Instruct>: {instruction}\\n<Query>: {query}\\n<Document>: {document}"``.
+        ``f"<Instruct>: {instruction}\\n<Query>: {query}\\n<Document>: {document}"``: the query
+        half followed by the document half.
 
     Example:
         >>> format_rerank_body("Find it", "q", "d")
         '<Instruct>: Find it\\n<Query>: q\\n<Document>: d'
     """
-    return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
+    return format_rerank_query(instruction, query) + format_rerank_document(document)

@@ -20,7 +20,7 @@ Example:
     >>> opts.model, opts.batch_size, opts.max_length
     ('Qwen/Qwen3-Embedding-0.6B', 32, 8192)
     >>> describe(EmbedderOptions, "batch_size")
-    'Most texts per forward pass.'
+    'Most texts per forward pass (with base_url: per request to the server).'
     >>> EmbedderOptions(dimensions=8)
     Traceback (most recent call last):
     ...
@@ -42,10 +42,14 @@ from qwen3_rag.instructions import DEFAULT_PRESET, InstructionLike, Preset, reso
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_MAX_BATCH_TOKENS",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "EMBED_API_KEY_ENV",
     "DEFAULT_MAX_LENGTH",
     "DEFAULT_RERANKER_MODEL",
     "MIN_DIMENSIONS",
     "QUANTIZATIONS",
+    "RERANK_API_KEY_ENV",
     "DTypeLike",
     "DeviceLike",
     "EmbedderOptions",
@@ -53,6 +57,7 @@ __all__ = [
     "ModelOptions",
     "RerankerOptions",
     "check_model",
+    "check_base_url",
     "check_positive_int",
     "check_rerank_instruction",
     "check_texts",
@@ -77,6 +82,14 @@ DEFAULT_MAX_LENGTH = 8192
 DEFAULT_MAX_BATCH_TOKENS = 16384
 #: The smallest Matryoshka size the Qwen3-Embedding models were trained for.
 MIN_DIMENSIONS = 32
+#: Seconds to wait for a model server's answer to one request.
+DEFAULT_TIMEOUT = 60.0
+#: Retries of one request to a model server (on 429, 5xx and failed connections).
+DEFAULT_MAX_RETRIES = 3
+#: The environment variable an embedding server's API key is read from (by default).
+EMBED_API_KEY_ENV = "QWEN3_RAG_EMBED_API_KEY"
+#: The environment variable a reranking server's API key is read from (by default).
+RERANK_API_KEY_ENV = "QWEN3_RAG_RERANK_API_KEY"
 
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
@@ -93,6 +106,28 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def check_base_url(url: Any, name: str = "base_url") -> str:
+    """Return a model server's URL without trailing slashes, or raise naming ``name``.
+
+    Example:
+        >>> check_base_url("http://localhost:8000/v1/")
+        'http://localhost:8000/v1'
+        >>> check_base_url("h:80")
+        Traceback (most recent call last):
+        ...
+        ValueError: base_url must be an http(s) URL such as 'http://localhost:8000', got 'h:80'
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"{name} must be a URL string or None, not {type(url).__name__}")
+    text = url.strip().rstrip("/")
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or " " in rest:
+        raise ValueError(
+            f"{name} must be an http(s) URL such as 'http://localhost:8000', got {url!r}"
+        )
+    return text
 
 
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
@@ -186,7 +221,10 @@ class ModelOptions:
             "inputs are truncated, with one logged warning per call."
         ),
     )
-    batch_size: int = field(default=32, metadata=_doc("Most inputs per forward pass."))
+    batch_size: int = field(
+        default=32,
+        metadata=_doc("Most inputs per forward pass (with base_url: per request to the server)."),
+    )
     max_batch_tokens: int | None = field(
         default=DEFAULT_MAX_BATCH_TOKENS,
         metadata=_doc(
@@ -209,6 +247,34 @@ class ModelOptions:
         ),
     )
     show_progress: bool = field(default=False, metadata=_doc("Show a progress bar."))
+    base_url: str | None = field(
+        default=None,
+        metadata=_doc(
+            "URL of a model server (vLLM, TEI, Infinity) to run the model on instead of local "
+            "weights, e.g. 'http://localhost:8000' (a trailing /v1 is accepted); model is then "
+            "the served model name, and device, dtype, quantize and max_batch_tokens do not "
+            'apply. None runs the model locally (pip install "qwen3-rag[remote]" for servers).'
+        ),
+    )
+    api_key_env: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Name of the environment variable holding the server's API key (sent as a Bearer "
+            f"token; the key itself is never stored); None reads {EMBED_API_KEY_ENV} for "
+            f"embeddings and {RERANK_API_KEY_ENV} for reranking."
+        ),
+    )
+    timeout: float = field(
+        default=DEFAULT_TIMEOUT,
+        metadata=_doc("Seconds to wait for a model server's answer to one request."),
+    )
+    max_retries: int = field(
+        default=DEFAULT_MAX_RETRIES,
+        metadata=_doc(
+            "Retries of a request that a model server answered with 429 or 5xx, or that could "
+            "not connect, with exponential backoff (Retry-After is honoured)."
+        ),
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", check_model(self.model))
@@ -231,6 +297,22 @@ class ModelOptions:
         for name in ("local_files_only", "show_progress"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        if self.base_url is not None:
+            object.__setattr__(self, "base_url", check_base_url(self.base_url))
+        if self.api_key_env is not None and (
+            not isinstance(self.api_key_env, str)
+            or not self.api_key_env.strip()
+            or any(c.isspace() or c == "=" for c in self.api_key_env)
+        ):
+            raise ValueError(
+                f"api_key_env must name an environment variable (e.g. {EMBED_API_KEY_ENV!r}), "
+                f"got {self.api_key_env!r}; pass the variable's name, never the key itself"
+            )
+        timeout = self.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        object.__setattr__(self, "timeout", float(timeout))
+        check_positive_int(self.max_retries, "max_retries", 0)
 
     @property
     def preset(self) -> Preset | None:
@@ -282,7 +364,10 @@ class EmbedderOptions(ModelOptions):
             "values are kept, then L2-normalised; None keeps all."
         ),
     )
-    batch_size: int = field(default=32, metadata=_doc("Most texts per forward pass."))
+    batch_size: int = field(
+        default=32,
+        metadata=_doc("Most texts per forward pass (with base_url: per request to the server)."),
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -308,7 +393,10 @@ class RerankerOptions(ModelOptions):
         metadata=_doc("Hugging Face hub id or local folder of a Qwen3-Reranker model."),
     )
     batch_size: int = field(
-        default=16, metadata=_doc("Most query-document pairs per forward pass.")
+        default=16,
+        metadata=_doc(
+            "Most query-document pairs per forward pass (with base_url: per request to the server)."
+        ),
     )
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ position, are ever computed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
 from qwen3_rag._model import ModelBase, Runtime
-from qwen3_rag.batching import MAX_PADDING, encode_truncated, plan_batches
+from qwen3_rag.batching import MAX_PADDING, encode_truncated, plan_batches, rerank_budget
 from qwen3_rag.instructions import (
     EOS_TOKEN,
     RERANK_PREFIX,
@@ -36,7 +37,9 @@ from qwen3_rag.loading import token_id
 from qwen3_rag.options import (
     DEFAULT_MAX_BATCH_TOKENS,
     DEFAULT_MAX_LENGTH,
+    DEFAULT_MAX_RETRIES,
     DEFAULT_RERANKER_MODEL,
+    DEFAULT_TIMEOUT,
     DeviceLike,
     DTypeLike,
     InstructionLike,
@@ -45,6 +48,7 @@ from qwen3_rag.options import (
     check_rerank_instruction,
     check_texts,
 )
+from qwen3_rag.remote import RemoteRerankBackend
 
 __all__ = ["DEFAULT_RERANKER_MODEL", "NO_TOKEN", "YES_TOKEN", "Reranker", "rerank_inputs"]
 
@@ -80,12 +84,7 @@ def rerank_inputs(
     Raises:
         ValueError: If ``max_length`` leaves no room for the body.
     """
-    budget = max_length - len(prefix_ids) - len(suffix_ids)
-    if budget < 1:
-        raise ValueError(
-            f"max_length={max_length} leaves no room for the query and document: "
-            f"the fixed template alone takes {len(prefix_ids) + len(suffix_ids)} tokens"
-        )
+    budget = rerank_budget(max_length, len(prefix_ids) + len(suffix_ids))
     sequences, truncated = encode_truncated(tokenizer, bodies, budget)
     return [[*prefix_ids, *ids, *suffix_ids] for ids in sequences], truncated
 
@@ -132,6 +131,16 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
             random-weight 0.6B (``python -m benchmarks``): scores within 0.01 of float32;
             candidates whose scores differ by less than that may swap places.
         show_progress: Show a tqdm progress bar over the pairs.
+        base_url: URL of a model server serving ``model`` over ``/rerank`` (vLLM with the
+            Qwen3-Reranker overrides, see the README), e.g. ``"http://localhost:8001"``. The
+            prefix, instruction and suffix are applied here, as vLLM's Qwen3-Reranker example
+            does, so the server's scores are P(yes); ``device``, ``dtype``, ``quantize`` and
+            ``max_batch_tokens`` do not apply. ``None`` (default): local weights.
+        api_key_env: Environment variable holding the server's API key; ``None`` reads
+            ``QWEN3_RAG_RERANK_API_KEY``. The key is read at each request, never stored.
+        timeout: Seconds to wait for the server's answer to one request.
+        max_retries: Retries of a request answered 429 or 5xx, or that could not connect
+            (exponential backoff; ``Retry-After`` honoured).
 
     Raises:
         ValueError: If a value is out of range, the instruction is empty or a typo of a preset
@@ -165,6 +174,10 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         local_files_only: bool = False,
         quantize: str | None = None,
         show_progress: bool = False,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
     ) -> None:
         super().__init__(
             RerankerOptions(
@@ -180,9 +193,16 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
                 local_files_only=local_files_only,
                 quantize=quantize,
                 show_progress=show_progress,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                timeout=timeout,
+                max_retries=max_retries,
             )
         )
         self.instruction: str = check_rerank_instruction(instruction).instruction
+        self.remote: RemoteRerankBackend | None = (
+            None if base_url is None else RemoteRerankBackend.from_options(self.options)
+        )
 
     def score(
         self, query: str, documents: Sequence[str], *, instruction: InstructionLike = None
@@ -200,11 +220,10 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         Raises:
             TypeError: If ``query`` is not a str, ``documents`` is a bare string, or holds a
                 non-string.
+            qwen3_rag.remote.RemoteError: With ``base_url``, if the server cannot be reached
+                or refuses the request.
         """
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, not {type(query).__name__}")
-        docs = check_texts(documents, "documents")
-        return self._score([(query, d) for d in docs], instruction)
+        return self._score(_query_pairs(query, documents), instruction)
 
     def score_pairs(
         self, pairs: Sequence[tuple[str, str]], *, instruction: InstructionLike = None
@@ -221,19 +240,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         Raises:
             TypeError: If ``pairs`` is not a sequence of two-string pairs (names the index).
         """
-        if isinstance(pairs, str) or not isinstance(pairs, Sequence):
-            raise TypeError("pairs must be a list of (query, document) tuples")
-        checked: list[tuple[str, str]] = []
-        for i, pair in enumerate(pairs):
-            if (
-                isinstance(pair, str)
-                or not isinstance(pair, Sequence)
-                or len(pair) != 2
-                or not all(isinstance(x, str) for x in pair)
-            ):
-                raise TypeError(f"pairs[{i}] must be a (query: str, document: str) pair")
-            checked.append((pair[0], pair[1]))
-        return self._score(checked, instruction)
+        return self._score(_checked_pairs(pairs), instruction)
 
     def rank(
         self,
@@ -259,9 +266,46 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         """
         if top_n is not None:
             check_positive_int(top_n, "top_n")
-        scores = self.score(query, documents, instruction=instruction)
-        order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-        return [(i, scores[i]) for i in order[:top_n]]
+        return _ranked(self.score(query, documents, instruction=instruction), top_n)
+
+    async def ascore(
+        self, query: str, documents: Sequence[str], *, instruction: InstructionLike = None
+    ) -> list[float]:
+        """Async :meth:`score`, never blocking the event loop.
+
+        With ``base_url`` the requests run on the caller's event loop (``httpx``, no
+        thread); local inference runs in a worker thread.
+        """
+        pairs = _query_pairs(query, documents)
+        if self.remote is not None:
+            return await self.remote.ascore(self._instruction_text(instruction), pairs)
+        return await asyncio.to_thread(self.score, query, documents, instruction=instruction)
+
+    async def ascore_pairs(
+        self, pairs: Sequence[tuple[str, str]], *, instruction: InstructionLike = None
+    ) -> list[float]:
+        """Async :meth:`score_pairs`, never blocking the event loop."""
+        checked = _checked_pairs(pairs)
+        if self.remote is not None:
+            return await self.remote.ascore(self._instruction_text(instruction), checked)
+        return await asyncio.to_thread(self.score_pairs, checked, instruction=instruction)
+
+    async def arank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None = None,
+        instruction: InstructionLike = None,
+    ) -> list[tuple[int, float]]:
+        """Async :meth:`rank`, never blocking the event loop."""
+        if top_n is not None:
+            check_positive_int(top_n, "top_n")
+        if self.remote is None:
+            return await asyncio.to_thread(
+                self.rank, query, documents, top_n=top_n, instruction=instruction
+            )
+        return _ranked(await self.ascore(query, documents, instruction=instruction), top_n)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -301,12 +345,15 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
             )
         return sequences
 
+    def _instruction_text(self, instruction: InstructionLike) -> str:
+        if instruction is None:
+            return self.instruction
+        return check_rerank_instruction(instruction).instruction
+
     def _score(self, pairs: list[tuple[str, str]], instruction: InstructionLike) -> list[float]:
-        text = (
-            self.instruction
-            if instruction is None
-            else check_rerank_instruction(instruction).instruction
-        )
+        text = self._instruction_text(instruction)
+        if self.remote is not None:
+            return self.remote.score(text, pairs)
         if not pairs:
             return []
         bodies = [format_rerank_body(text, q, d) for q, d in pairs]
@@ -350,6 +397,36 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
                             scores[members[j]] = float(p)
                         bar.update(len(batch))
         return scores
+
+
+def _query_pairs(query: str, documents: Sequence[str]) -> list[tuple[str, str]]:
+    """``(query, document)`` pairs, or a clear error for a bad query or documents."""
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a str, not {type(query).__name__}")
+    return [(query, d) for d in check_texts(documents, "documents")]
+
+
+def _checked_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``pairs`` as a list of two-string tuples, or a ``TypeError`` naming the bad index."""
+    if isinstance(pairs, str) or not isinstance(pairs, Sequence):
+        raise TypeError("pairs must be a list of (query, document) tuples")
+    checked: list[tuple[str, str]] = []
+    for i, pair in enumerate(pairs):
+        if (
+            isinstance(pair, str)
+            or not isinstance(pair, Sequence)
+            or len(pair) != 2
+            or not all(isinstance(x, str) for x in pair)
+        ):
+            raise TypeError(f"pairs[{i}] must be a (query: str, document: str) pair")
+        checked.append((pair[0], pair[1]))
+    return checked
+
+
+def _ranked(scores: list[float], top_n: int | None) -> list[tuple[int, float]]:
+    """``(index, score)`` best first, ties in input order, the best ``top_n`` kept."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    return [(i, scores[i]) for i in order[:top_n]]
 
 
 def _common_prefix(sequences: list[list[int]]) -> int:

@@ -5,7 +5,8 @@ trained and evaluated on what it will retrieve. Passage ids are the index's chun
 (``"{file}#{n}"``), so an evaluation can also run against a Chroma collection built by
 ``qwen3-rag index`` from the same files.
 
-:func:`split_into_chunks` is the one place that reaches the indexer's chunking.
+:func:`chunk_corpus` walks, reads and chunks through :mod:`qwen3_rag.indexing`, the code
+``qwen3-rag index`` runs: there is no second chunker.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen3_rag.adapt._io import read_jsonl, write_jsonl
+from qwen3_rag.indexing import Chunker, file_hash, read_text, walk
 
 __all__ = ["Passage", "chunk_corpus", "read_passages", "split_into_chunks", "write_passages"]
 
@@ -35,24 +37,21 @@ class Passage:
     source: str
 
 
-def split_into_chunks(
-    files: list[Path], tokenizer: Any, chunk_size: int, chunk_overlap: int
-) -> list[Passage]:
-    """Chunk text files with the indexer's splitter (token-sized, by the model's tokenizer).
+def split_into_chunks(files: Sequence[Path], chunker: Chunker) -> list[Passage]:
+    """Chunk text files with the indexer's :class:`~qwen3_rag.indexing.Chunker`.
 
-    Binary files are skipped. This is the only function that calls into the indexer.
+    Binary files are skipped, as the indexer skips them. Each passage id is the id
+    ``qwen3-rag index`` stores the chunk under (the file hash only names a chunk's version
+    in the store; the chunk ids and texts do not depend on it).
     """
-    from qwen3_rag.cli import _chunks, _file_hash, _make_splitter, _read_text
-
-    split = _make_splitter(tokenizer, chunk_size, chunk_overlap)
     passages: list[Passage] = []
     for path in files:
-        text = _read_text(path)
+        text = read_text(path)
         if text is None:
             continue
         source = str(path)
-        digest = _file_hash(text, chunk_size, chunk_overlap)
-        passages.extend(Passage(c.id, c.text, source) for c in _chunks(source, text, digest, split))
+        digest = file_hash(text, chunker.settings)
+        passages.extend(Passage(c.id, c.text, source) for c in chunker.chunks(source, text, digest))
     return passages
 
 
@@ -66,34 +65,30 @@ def chunk_corpus(
 ) -> list[Passage]:
     """Walk files and folders for text files and chunk them like ``qwen3-rag index``.
 
+    The walk, the binary-file rule and the chunker are :mod:`qwen3_rag.indexing`'s own
+    (:func:`~qwen3_rag.indexing.walk`, :func:`~qwen3_rag.indexing.read_text`,
+    :class:`~qwen3_rag.indexing.Chunker`).
+
     Args:
         paths: Files or folders (hidden files and folders, ``node_modules`` etc. skipped).
         tokenizer: The embedding model's ``tokenizers.Tokenizer`` (chunks are sized in its
             tokens).
-        chunk_size: Tokens per chunk (the index's default: 512).
-        chunk_overlap: Tokens shared by neighbouring chunks (default 64).
+        chunk_size: Most tokens per chunk (the index's default: 512).
+        chunk_overlap: Most tokens shared by neighbouring chunks (default 64).
         exclude: A folder never walked into (the run's output folder).
 
     Returns:
         The passages, in file order.
 
     Raises:
-        ValueError: If a path does not exist, or ``chunk_overlap >= chunk_size``.
+        ValueError: If a path does not exist, or the chunk sizes are out of range.
     """
-    from qwen3_rag.cli import _walk
-
-    if chunk_overlap >= chunk_size:
-        raise ValueError(
-            f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})"
-        )
-    roots: list[Path] = []
-    for p in paths:
-        path = Path(p).expanduser()
-        if not path.exists():
-            raise ValueError(f"corpus path {str(p)!r} does not exist")
-        roots.append(path.resolve())
-    skip = exclude.resolve() if exclude is not None else Path("/nonexistent")
-    return split_into_chunks(_walk(roots, exclude=skip), tokenizer, chunk_size, chunk_overlap)
+    chunker = Chunker(tokenizer, chunk_size, chunk_overlap)
+    try:
+        files = walk(paths, exclude=[exclude] if exclude is not None else [])
+    except FileNotFoundError as exc:
+        raise ValueError(f"corpus path does not exist: {exc}") from exc
+    return split_into_chunks(files, chunker)
 
 
 def write_passages(path: Path, passages: list[Passage]) -> None:

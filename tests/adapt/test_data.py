@@ -54,18 +54,26 @@ def test_beir_folder_reads_back_with_the_evaluation(tmp_path: Path) -> None:
 
 
 def test_chunking_is_the_indexers(tmp_path: Path, tiny_embedding_dir: Path) -> None:
-    from qwen3_rag.cli import _chunks, _file_hash, _make_splitter
+    """The passages are the chunks ``qwen3-rag index`` stores: same ids, same texts."""
+    from qwen3_rag.indexing import index_paths
+    from qwen3_rag.store import DEFAULT_COLLECTION, find_collection, open_client
 
-    (tmp_path / "a.txt").write_text("First paragraph here.\n\nSecond one, a bit longer. " * 8)
-    (tmp_path / ".hidden").mkdir()
-    (tmp_path / ".hidden" / "x.txt").write_text("skipped")
-    (tmp_path / "b.bin").write_bytes(b"\x00\x01binary")
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.txt").write_text("First paragraph here.\n\nSecond one, a bit longer. " * 8)
+    (docs / "sub" / "b.md").write_text("# Title\n\nA short note.\n")
+    (docs / ".hidden").mkdir()
+    (docs / ".hidden" / "x.txt").write_text("skipped")
+    (docs / "b.bin").write_bytes(b"\x00\x01binary")
     tok = load_fast_tokenizer(ModelSource(str(tiny_embedding_dir)))
-    got = chunk_corpus([tmp_path], tok, chunk_size=40, chunk_overlap=8)
-    path = str((tmp_path / "a.txt").resolve())
-    text = (tmp_path / "a.txt").read_text()
-    want = _chunks(path, text, _file_hash(text, 40, 8), _make_splitter(tok, 40, 8))
-    assert [(p.id, p.text) for p in got] == [(c.id, c.text) for c in want] and len(got) > 1
+    got = chunk_corpus([docs], tok, chunk_size=40, chunk_overlap=8)
+    index_paths(
+        [docs], db=tmp_path / "db", model=str(tiny_embedding_dir), chunk_size=40, chunk_overlap=8
+    )
+    stored = find_collection(open_client(tmp_path / "db"), DEFAULT_COLLECTION).get()
+    want = dict(zip(stored["ids"], stored["documents"], strict=True))
+    assert {p.id: p.text for p in got} == want and len(got) > 2
+    assert {p.source for p in got} == {str(docs / "a.txt"), str(docs / "sub" / "b.md")}
     with pytest.raises(ValueError, match="does not exist"):
         chunk_corpus([tmp_path / "nope"], tok)
 

@@ -137,6 +137,56 @@ def probes() -> tuple[list[str], list[str]]:
     ]
 
 
+TASK = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+def literal_embed(model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
+    """The README recipe with transformers' own forward: one text at a time, no padding."""
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")  # not eos_token (<|im_end|>)
+    rows = []
+    for text in texts:
+        ids = tokenizer(text)["input_ids"]
+        if not ids or ids[-1] != eos:
+            ids = [*ids, eos]
+        with torch.no_grad():
+            rows.append(model(input_ids=torch.tensor([ids])).last_hidden_state[0, -1])
+    return torch.nn.functional.normalize(torch.stack(rows).float(), dim=-1).numpy()
+
+
+def test_adapted_vectors_equal_a_plain_transformers_forward(
+    adapted: Any, tiny_embedding_dir: Path
+) -> None:
+    """The lean forward, with the merged weights or with a LoRA adapter in place, is exact."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer, Qwen3Model
+
+    from qwen3_rag.adapt.train import AdaptedModel
+    from tests.models import load_reference
+
+    _, out, _ = adapted
+    queries, docs = probes()
+    texts = [f"Instruct: {TASK}\nQuery:{q}" for q in queries] + docs
+    tokenizer = AutoTokenizer.from_pretrained(tiny_embedding_dir)
+    # the merged folder through the inference path (Embedder) ...
+    merged = Embedder(str(out / "model"))
+    got = np.concatenate([merged.embed_queries(queries), merged.embed_documents(docs)])
+    want = literal_embed(load_reference(Qwen3Model, out / "model"), tokenizer, texts)
+    assert np.abs(got - want).max() <= 1e-5
+    # ... and a trained adapter in place through the training path (what the loss sees)
+    last = checkpoints(out / "train")[-1]
+    model = AdaptedModel("embedding", str(tiny_embedding_dir), max_length=128)
+    model.load_adapters([last])
+    with torch.no_grad():
+        inputs = model.formatter.query_inputs(queries) + model.formatter.document_inputs(docs)
+        trained, _ = model.embed(inputs)
+    assert inputs == texts
+    plain = PeftModel.from_pretrained(load_reference(Qwen3Model, tiny_embedding_dir), str(last))
+    want = literal_embed(plain.eval(), tokenizer, texts)
+    assert np.abs(trained.numpy() - want).max() <= 1e-5
+    base = literal_embed(load_reference(Qwen3Model, tiny_embedding_dir), tokenizer, texts)
+    assert np.abs(base - want).max() > 1e-2  # the adapter does change the vectors
+
+
 def test_verification_fails_on_an_unmerged_folder(
     adapted: Any, tiny_embedding_dir: Path, tmp_path: Path
 ) -> None:

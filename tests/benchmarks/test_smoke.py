@@ -53,3 +53,66 @@ def test_benchmark_help_hides_tiny_mode() -> None:
     )
     assert proc.returncode == 0
     assert "--quick" in proc.stdout and "--tiny" not in proc.stdout
+
+
+def test_chunking_comparison_runs() -> None:
+    if not QWEN3_EMBEDDING_TOKENIZER.is_dir():
+        pytest.skip(FIXTURES_MISSING)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.chunking", "--rounds", "1", "--seconds", "0.01"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "### chunk_size 512, overlap 64" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if "TextSplitter" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[4] == "0"  # no chunk over the budget
+    assert cells[-2:] == ["100%", "100.0%"]  # every chunk located, nothing dropped
+
+
+def test_indexing_benchmark_runs(tmp_path: Path) -> None:
+    if not QWEN3_EMBEDDING_TOKENIZER.is_dir():
+        pytest.skip(FIXTURES_MISSING)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.indexing",
+            "--tiny",
+            "--rounds",
+            "1",
+            "--cache",
+            str(tmp_path / "cache"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "## Indexing, tiny float32 CPU" in proc.stdout
+    row = proc.stdout.strip().splitlines()[-1]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    chunks, embedded_again, reused = int(cells[0]), int(cells[2]), int(cells[3])
+    assert chunks >= 50 and 1 <= embedded_again <= 3 and embedded_again + reused == chunks
+
+
+def test_remote_benchmark_runs_and_reports_overhead(tmp_path: Path) -> None:
+    if not QWEN3_TOKENIZER.is_dir() or not QWEN3_EMBEDDING_TOKENIZER.is_dir():
+        pytest.skip(FIXTURES_MISSING)
+    output = tmp_path / "REMOTE.md"
+    args = ["--repeats", "1", "--output", str(output), "--cache", str(tmp_path / "cache")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.remote", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in output.read_text().splitlines() if line.startswith("| embed")]
+    assert len(rows) == 3
+    assert "| rerank, 16 documents per request | 4 | 64 |" in output.read_text()

@@ -5,7 +5,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,6 @@ def cli_env(tiny_embedding_dir: Path, tiny_reranker_dir: Path) -> dict[str, str]
             "PYTHONPATH": str(REPO_ROOT),
         }
     )
-    env.pop("QWEN3_RAG_TEST_KILL_AFTER_BATCHES", None)
     return env
 
 
@@ -74,11 +73,18 @@ RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
 
 @pytest.fixture
 def run_cli(cli_env: dict[str, str], tmp_path: Path) -> RunCli:
-    """Run ``python -m qwen3_rag.cli ARGS`` in ``tmp_path``; returns the completed process."""
+    """Run ``python -m qwen3_rag.cli ARGS`` in ``tmp_path``; returns the completed process.
 
-    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    ``faults=[...]`` runs it under ``python -m tests.cli.faults FAULTS --`` instead, which
+    injects a fault (a SIGKILL, a pause) from the test side.
+    """
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, faults: Sequence[str] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        command = ["tests.cli.faults", *faults, "--"] if faults else ["qwen3_rag.cli"]
         return subprocess.run(
-            [sys.executable, "-m", "qwen3_rag.cli", *args],
+            [sys.executable, "-m", *command, *args],
             cwd=tmp_path,
             env={**cli_env, **(env or {})},
             capture_output=True,

@@ -16,13 +16,19 @@ from qwen3_rag.loading import ModelSource, load_fast_tokenizer
 from tests.cli.conftest import CHUNKING, RunCli, read_db
 
 TEXT_FILES = ["capitals.md", "notes/code.py", "notes/physics.txt"]
-KILL_ENV = "QWEN3_RAG_TEST_KILL_AFTER_BATCHES"
 
 
-def embedded(stderr: str) -> int:
-    match = re.search(r"(\d+) chunks embedded", stderr)
-    assert match, stderr
+def embedded(stdout: str) -> int:
+    match = re.search(r"(\d+) chunks embedded", stdout)
+    assert match, stdout
     return int(match.group(1))
+
+
+def written(stdout: str) -> int:
+    """Chunks written: embedded by the model, or with the stored vector of the same text."""
+    match = re.search(r"(\d+) chunks embedded, (\d+) reused", stdout)
+    assert match, stdout
+    return int(match.group(1)) + int(match.group(2))
 
 
 def by_source(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -62,7 +68,6 @@ def index_in_process(
     monkeypatch.chdir(cwd)
     for key in ("QWEN3_RAG_EMBED_MODEL", "QWEN3_RAG_RERANK_MODEL"):
         monkeypatch.setenv(key, env[key])
-    monkeypatch.delenv(KILL_ENV, raising=False)
     assert cli.main(["index", "docs", "--db", str(db), "-q", *CHUNKING]) == 0
 
 
@@ -84,7 +89,7 @@ def test_index_killed_query_reindex_edit_delete(
     assert len(by_source(first)[str(corpus / "notes" / "physics.txt")]) >= 6
 
     # 1. index, killed (SIGKILL) after two batches of four chunks: those eight are kept.
-    proc = run_cli("index", "docs", "--db", "db", *CHUNKING, env={KILL_ENV: "2"})
+    proc = run_cli("index", "docs", "--db", "db", *CHUNKING, faults=["--kill-after-upserts", "2"])
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert len(read_db(db)) == 8
     # The re-run embeds only the rest and ends equal to the uninterrupted index; the binary
@@ -93,7 +98,7 @@ def test_index_killed_query_reindex_edit_delete(
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert f"skipped binary file {corpus / 'image.bin'}" in proc.stderr
-    assert embedded(proc.stderr) == len(first) - 8
+    assert written(proc.stdout) == len(first) - 8
     assert_same(read_db(db), first)
     emb = Embedder(str(tiny_embedding_dir))
     ids = sorted(first)
@@ -140,8 +145,8 @@ def test_index_killed_query_reindex_edit_delete(
     # 4. re-run: nothing embedded, nothing changed.
     proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
     assert proc.returncode == 0, proc.stderr
-    assert embedded(proc.stderr) == 0
-    assert "3 unchanged" in proc.stderr
+    assert embedded(proc.stdout) == 0
+    assert "3 unchanged" in proc.stdout
     assert read_db(db) == first
 
     # 5. edit one file (fewer chunks now), killed after one batch: its old and new chunks
@@ -150,7 +155,7 @@ def test_index_killed_query_reindex_edit_delete(
     edited = corpus / "notes" / "physics.txt"
     paragraphs = edited.read_text(encoding="utf-8").split("\n\n")
     edited.write_text("\n\n".join(["Gravity bends light.", *paragraphs[3:]]), encoding="utf-8")
-    proc = run_cli("index", "docs", "--db", "db", *CHUNKING, env={KILL_ENV: "1"})
+    proc = run_cli("index", "docs", "--db", "db", *CHUNKING, faults=["--kill-after-upserts", "1"])
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert sorted(read_db(db)) == sorted(first)
     proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
@@ -158,7 +163,8 @@ def test_index_killed_query_reindex_edit_delete(
     second = read_db(db)
     check_consistent(second, tokenizer)
     before, after = by_source(first), by_source(second)
-    assert embedded(proc.stderr) == len(after[str(edited)]) - 4
+    assert written(proc.stdout) == len(after[str(edited)]) - 4
+    assert embedded(proc.stdout) < written(proc.stdout)  # unchanged paragraphs: vectors reused
     for f in ("capitals.md", "notes/code.py"):
         assert after[str(corpus / f)] == before[str(corpus / f)]
     assert 4 < len(after[str(edited)]) < len(before[str(edited)])
@@ -170,7 +176,22 @@ def test_index_killed_query_reindex_edit_delete(
     (corpus / "capitals.md").unlink()
     proc = run_cli("index", "docs", "--db", "db", *CHUNKING)
     assert proc.returncode == 0, proc.stderr
-    assert embedded(proc.stderr) == 0
-    assert "1 deleted" in proc.stderr
+    assert embedded(proc.stdout) == 0
+    assert "1 deleted" in proc.stdout
     third = read_db(db)
     assert by_source(third) == {k: v for k, v in after.items() if k != str(corpus / "capitals.md")}
+
+
+def test_instruction_none_indexes_for_raw_queries(
+    corpus: Path, tmp_path: Path, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qwen3_rag import store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QWEN3_RAG_EMBED_MODEL", cli_env["QWEN3_RAG_EMBED_MODEL"])
+    db = tmp_path / "raw"
+    args = ["index", "docs/capitals.md", "--db", str(db), "-q", "--instruction", "none"]
+    assert cli.main(args) == 0
+    assert store.stored_config(store.open_client(db), "docs")["instruction"] == ""
+    # a later run without --instruction keeps raw queries: nothing is refused or re-embedded
+    assert cli.main(["index", "docs/capitals.md", "--db", str(db), "-q"]) == 0

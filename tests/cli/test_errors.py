@@ -22,7 +22,6 @@ def env(
 ) -> Path:
     monkeypatch.setenv("QWEN3_RAG_EMBED_MODEL", str(tiny_embedding_dir))
     monkeypatch.setenv("QWEN3_RAG_RERANK_MODEL", str(tiny_reranker_dir))
-    monkeypatch.delenv(cli.KILL_AFTER_BATCHES_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -50,9 +49,9 @@ def test_query_errors(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no collection 'nope' in db (it has: docs)" in msg
 
     # A collection that another embedding function made.
-    from qwen3_rag.cli import _open_client
+    from qwen3_rag.store import open_client
 
-    _open_client(env / "db").create_collection("foreign", embedding_function=None)
+    open_client(env / "db").create_collection("foreign", embedding_function=None)
     msg = one_error(capsys, "query", "hi", "--db", "db", "--collection", "foreign")
     assert "was not made by qwen3-rag" in msg
 
@@ -74,7 +73,8 @@ def test_model_errors(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     msg = one_error(capsys, "index", "docs", "--db", "db", "--dimensions", "32")
     assert "was indexed with dimensions None (asked for 32)" in msg
     msg = one_error(capsys, "query", "capital?", "--db", "db", "--dimensions", "32")
-    assert "indexed with dimensions=None, not 32" in msg
+    assert "was indexed with dimensions None (asked for 32)" in msg
+    assert msg.endswith("drop --dimensions")
     assert "dtype='fp8'" in one_error(capsys, "query", "capital?", "--db", "db", "--dtype", "fp8")
     msg = one_error(
         capsys,
@@ -139,3 +139,100 @@ def test_console_script(tmp_path: Path) -> None:
 def test_function_is_shared_with_chroma_module(tiny_embedding_dir: Path) -> None:
     # The CLI builds the collection's function through qwen3_rag.chroma (same registry name).
     assert Qwen3EmbeddingFunction.name() == "qwen3_rag"
+
+
+def run_command(
+    args: list[str], cwd: Path, env: dict[str, str], module: str = "qwen3_rag.cli"
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_one_error_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr
+    assert len(lines) == len(set(lines)), stderr  # no line printed twice
+    assert lines[-1].startswith("error: ")
+    assert "local_files_only" not in stderr  # a Python keyword means nothing at a shell
+    return lines[-1]
+
+
+def test_unreachable_hub_model_names_the_flags(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    # HF_HUB_OFFLINE=1 (set by cli_env) makes the hub unreachable at once, as no network does
+    # after huggingface_hub's retries.
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("The capital of China is Beijing.\n")
+    hub_id = "qwen3-rag-tests/no-such-model"
+    proc = run_command(["index", "docs", "--db", "db", "--embed-model", hub_id], tmp_path, cli_env)
+    assert proc.returncode == 1
+    line = assert_one_error_line(proc.stderr)
+    assert f"the embedding model {hub_id!r} is not in the local Hugging Face cache" in line
+    for fix in ("--embed-model PATH", "QWEN3_RAG_EMBED_MODEL=PATH", "HF_HUB_OFFLINE"):
+        assert fix in line
+    assert not (tmp_path / "db").exists()
+
+    proc = run_command(["index", "docs", "--db", "db", *CHUNKING], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_command(
+        ["query", "capital?", "--db", "db", "--rerank-model", hub_id], tmp_path, cli_env
+    )
+    assert proc.returncode == 1
+    line = assert_one_error_line(proc.stderr)
+    assert f"the reranker model {hub_id!r}" in line
+    for fix in ("--rerank-model PATH", "QWEN3_RAG_RERANK_MODEL=PATH", "HF_HUB_OFFLINE"):
+        assert fix in line
+    assert proc.stdout == ""
+
+    # Without HF_HUB_OFFLINE the line says what to set for the cache-only path instead.
+    online = {k: v for k, v in cli_env.items() if k not in ("HF_HUB_OFFLINE",)}
+    script = (
+        "import sys\n"
+        "from qwen3_rag import ModelLoadError, cli\n"
+        "try:\n"
+        "    with cli.model_errors('embedding', 'Qwen/Qwen3-Embedding-0.6B'):\n"
+        "        raise ModelLoadError('pass local_files_only=True')\n"
+        "except cli.CliError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=online, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "set HF_HUB_OFFLINE=1" in out.stdout and "--embed-model PATH" in out.stdout
+
+
+def test_library_log_lines_are_printed_once(cli_env: dict[str, str], tmp_path: Path) -> None:
+    # huggingface_hub and transformers bring log handlers of their own; the command prints
+    # each of their records once, through its one handler.
+    script = (
+        "import logging\n"
+        "from qwen3_rag import cli\n"
+        "cli._setup_logging(verbose=False, quiet=False)\n"
+        "from huggingface_hub.utils import logging as hub_logging\n"
+        "from transformers.utils import logging as hf_logging\n"
+        "hub = hub_logging.get_logger('huggingface_hub.utils._http')\n"
+        "hub.warning('Retrying in 1s [Retry 1/5].')\n"
+        "hf_logging.get_logger('transformers.modeling_utils').error('weights missing')\n"
+        "logging.getLogger('qwen3_rag.indexing').info('skipped binary file x.bin')\n"
+        "logging.getLogger('qwen3_rag.loading').info('Loading (hidden at the default level)')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.splitlines() == [
+        "huggingface_hub: Retrying in 1s [Retry 1/5].",
+        "transformers: weights missing",
+        "skipped binary file x.bin",
+    ]

@@ -71,3 +71,25 @@ def test_evaluation_snippet_runs(
         assert flag in section, flag
     for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv", "query-id corpus-id score"):
         assert name in section
+
+
+def test_model_server_snippets_run(
+    real_embedding_dir: Path, real_reranker_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.remote_server import LoopbackServer
+
+    section = readme_section("## Model servers")
+    assert "is_original_qwen3_reranker" in section and "QWEN3_RAG_EMBED_API_KEY" in section
+    with LoopbackServer(real_embedding_dir, real_reranker_dir).running() as server:
+        for code in python_blocks("## Model servers"):
+            code = code.replace("http://localhost:8000", server.url)
+            code = code.replace("http://localhost:8001", server.url)
+            code = code.replace('"Qwen/Qwen3-Embedding-0.6B"', repr(str(real_embedding_dir)))
+            code = code.replace('"Qwen/Qwen3-Reranker-0.6B"', repr(str(real_reranker_dir)))
+            code = code.replace("dimensions=256", "dimensions=32")  # the tiny model has 64
+            exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+        paths = {r.path for r in server.requests}
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[[") and out[1].startswith("[(")  # similarities, (index, score)
+    assert out[2] == "64"  # the LangChain query vector: the served model's full size
+    assert paths == {"/v1/embeddings", "/rerank"}
