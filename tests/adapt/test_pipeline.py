@@ -65,6 +65,43 @@ def test_outputs_and_summary(adapted: Any) -> None:
     assert json.loads(json.dumps(summary.to_dict()))["improved"] is True
 
 
+def evaluation(before: float, after: float, p: float) -> dict[str, Any]:
+    return {
+        "metrics": ["nDCG@10"],
+        "before": {"nDCG@10": before},
+        "after": {"nDCG@10": after},
+        "p_values": {"nDCG@10": p},
+        "delta": after - before,
+        "p_value": p,
+        "significant": p < 0.05,
+        "queries": 30,
+        "documents": 100,
+        "test": "permutation",
+    }
+
+
+def test_the_verdict_says_plainly_when_the_model_is_not_better(tmp_path: Path) -> None:
+    verdicts = {}
+    for name, (before, after, p) in {
+        "better": (0.40, 0.55, 0.01),
+        "unclear": (0.40, 0.42, 0.30),
+        "worse": (0.40, 0.35, 0.02),
+    }.items():
+        summary = pipeline_mod.AdaptSummary(tmp_path, {"evaluate": evaluation(before, after, p)})
+        verdicts[name] = (summary.improved, summary.verdict)
+        assert summary.table().splitlines()[-1] == summary.verdict
+    assert verdicts["better"][0] is True and verdicts["better"][1].startswith(
+        "The adapted model is better: nDCG@10 0.4000 -> 0.5500 (+0.1500, p=0.010"
+    )
+    assert verdicts["unclear"][0] is False
+    assert "NOT clearly better" in verdicts["unclear"][1]
+    assert "keep the base model" in verdicts["unclear"][1]
+    assert verdicts["worse"][0] is False
+    assert verdicts["worse"][1].startswith("The adapted model is NOT better: nDCG@10 0.4000")
+    assert "Keep the base model" in verdicts["worse"][1]
+    assert pipeline_mod.AdaptSummary(tmp_path, {}).improved is None
+
+
 def test_a_finished_run_is_refused_but_a_stage_reruns(adapted: Any) -> None:
     summary, out, corpus = adapted
     with pytest.raises(FileExistsError, match="finished adapt run"):
