@@ -68,11 +68,17 @@ class Settings:
     official_pairs_cap: int
     memory_long_tokens: int
     memory_layers: int
+    #: Lengths of the one-long-input memory probes, shortest first (each is the max_length).
+    context_tokens: tuple[int, ...]
 
 
-FULL = Settings("full", models.QWEN3_06B, 24, [20, 100], 2, 32, 8000, 1)
-QUICK = Settings("quick", models.QWEN3_06B, 12, [20], 1, 20, 1000, 1)
-TINY = Settings("tiny", models.TINY, 12, [5], 1, 5, 64, 1)
+FULL = Settings("full", models.QWEN3_06B, 24, [20, 100], 2, 32, 8000, 1, (8192, 32768))
+QUICK = Settings("quick", models.QWEN3_06B, 12, [20], 1, 20, 1000, 1, (2048,))
+TINY = Settings("tiny", models.TINY, 12, [5], 1, 5, 64, 1, (64,))
+#: The one-long-input probe may cost this much more per token than the shortest one: memory
+#: grows linearly with the length (attention never holds a length x length matrix), plus a
+#: little for buffers that do not scale.
+LINEAR_SLACK = 1.25
 
 
 @dataclass
@@ -181,34 +187,201 @@ def matmul_ceiling(shape: dict[str, Any], tokens: int = 1024) -> tuple[float, fl
     return gflops, gflops / per_token
 
 
-def memory_probe(folder: Path, long_tokens: int) -> dict[str, float]:
-    """Peak RSS of a fresh process embedding 195 short + 5 long documents (MB)."""
-    # VmHWM, not ru_maxrss: a child started by fork+exec inherits the parent's ru_maxrss
-    code = (
-        "import sys\n"
-        "def hwm():\n"
-        "    for line in open('/proc/self/status'):\n"
-        "        if line.startswith('VmHWM:'):\n"
-        "            return int(line.split()[1]) / 1024\n"
-        "from qwen3_rag import Embedder\n"
-        "e = Embedder(sys.argv[1], device='cpu').load()\n"
-        "base = hwm()\n"
-        "words = ' '.join(['alpha beta gamma delta'] * (int(sys.argv[2]) // 4))\n"
-        "docs = ['short document number %d about python' % i for i in range(195)]\n"
-        "docs += [words] * 5\n"
-        "e.embed_documents(docs)\n"
-        "peak = hwm()\n"
-        "w = sum(p.numel() * p.element_size() for p in e._runtime().model.parameters())\n"
-        "print(base, peak, w / 2**20)\n"
-    )
+#: Child-process code shared by the memory probes: ``peak()`` is the most resident memory (MB)
+#: since ``reset()``. VmHWM, not ru_maxrss: a child started by fork+exec inherits the parent's
+#: ru_maxrss. ``reset()`` lowers VmHWM to the current RSS (Linux >= 4.0, /proc/self/clear_refs);
+#: where it cannot, the peak counts from the largest RSS so far (e.g. during loading).
+_PROBE_HELPERS = """
+import gc, sys
+def status(key):
+    for line in open('/proc/self/status'):
+        if line.startswith(key + ':'):
+            return int(line.split()[1]) / 1024
+def reset():
+    gc.collect()
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return status('VmRSS')
+    except OSError:
+        return status('VmHWM')
+def peak():
+    return status('VmHWM')
+def weights(model):
+    return sum(p.numel() * p.element_size() for p in model._runtime().model.parameters()) / 2**20
+"""
+
+
+def _child(code: str, *args: str) -> list[float]:
+    """Run ``code`` (after the probe helpers) in a fresh Python; its last printed numbers."""
     out = subprocess.run(
-        [sys.executable, "-c", code, str(folder), str(long_tokens)],
+        [sys.executable, "-c", _PROBE_HELPERS + code, *args],
         check=True,
         capture_output=True,
         text=True,
     ).stdout.split()
-    base, peak, weights = (float(x) for x in out[-3:])
-    return {"loaded_mb": base, "peak_mb": peak, "weights_mb": weights}
+    return [float(x) for x in out[-3:]]
+
+
+def memory_probe(folder: Path, long_tokens: int) -> dict[str, float]:
+    """Peak RSS of a fresh process embedding 195 short + 5 long documents (MB)."""
+    code = (
+        "from qwen3_rag import Embedder\n"
+        "e = Embedder(sys.argv[1], device='cpu').load()\n"
+        "base = reset()\n"
+        "words = ' '.join(['alpha beta gamma delta'] * (int(sys.argv[2]) // 4))\n"
+        "docs = ['short document number %d about python' % i for i in range(195)]\n"
+        "docs += [words] * 5\n"
+        "e.embed_documents(docs)\n"
+        "print(base, peak(), weights(e))\n"
+    )
+    base, top, weights = _child(code, str(folder), str(long_tokens))
+    return {"loaded_mb": base, "peak_mb": top, "weights_mb": weights}
+
+
+def long_input_probe(kind: str, folder: Path, tokens: int) -> dict[str, float]:
+    """Peak memory over the loaded model for one input of ``tokens`` tokens (``max_length``).
+
+    The embedder embeds one document cut to ``tokens`` tokens; the reranker scores it and a
+    short document against one query, so the long one continues the shared query prefix
+    (the path whose attention needs an explicit mask).
+    """
+    code = (
+        "import time\n"
+        "from qwen3_rag import Embedder, Reranker\n"
+        "n = int(sys.argv[3])\n"
+        "cls = Embedder if sys.argv[1] == 'embedder' else Reranker\n"
+        "m = cls(sys.argv[2], device='cpu', max_length=n).load()\n"
+        "long = ' '.join(['alpha beta gamma delta'] * (n // 2))  # cut to n tokens\n"
+        "base = reset()\n"
+        "start = time.perf_counter()\n"
+        "if sys.argv[1] == 'embedder':\n"
+        "    m.embed_documents([long])\n"
+        "else:\n"
+        "    m.score('What does the long document say about alpha?', [long, 'a short one'])\n"
+        "print(base, peak(), time.perf_counter() - start)\n"
+    )
+    base, top, seconds = _child(code, kind, str(folder), str(tokens))
+    return {"tokens": tokens, "loaded_mb": base, "peak_mb": top, "seconds": seconds}
+
+
+def memory_section(settings: Settings, cache: Path, tag: str) -> dict[str, Any]:
+    """The memory probes, on full-width models with fewer layers (activation peaks are per
+    layer, so depth only adds weights)."""
+    shape = {**settings.shape, "num_hidden_layers": settings.memory_layers}
+    emb_dir = models.build(
+        cache / f"embedding-{tag}-{settings.memory_layers}l", "embedding", shape=shape
+    )
+    rr_dir = models.build(
+        cache / f"reranker-{tag}-{settings.memory_layers}l", "reranker", shape=shape, seed=1
+    )
+    long_inputs: dict[str, list[dict[str, float]]] = {"embedder": [], "reranker": []}
+    for kind, folder in (("embedder", emb_dir), ("reranker", rr_dir)):
+        for tokens in settings.context_tokens:
+            logger.info("memory: %s, one %d-token input", kind, tokens)
+            long_inputs[kind].append(long_input_probe(kind, folder, tokens))
+    return {
+        **memory_probe(emb_dir, settings.memory_long_tokens),
+        "long_tokens": settings.memory_long_tokens,
+        "layers": settings.memory_layers,
+        "long_inputs": long_inputs,
+        "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_memory(settings: Settings, cache: Path, output: Path | None) -> dict[str, Any]:
+    """Only the memory section (``--only memory``): print it, write ``output`` if given."""
+    import transformers
+
+    started = time.perf_counter()
+    tag = "0.6b" if settings.shape is models.QWEN3_06B else "tiny"
+    data: dict[str, Any] = {
+        "settings": settings.name,
+        "memory": memory_section(settings, cache, tag),
+    }
+    data["seconds"] = time.perf_counter() - started
+    data["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    data["machine"] = machine()
+    text = "\n".join(
+        [
+            "# Memory",
+            "",
+            f"Run: `python -m benchmarks{'' if settings.name == 'full' else ' --' + settings.name}"
+            f" --only memory` ({data['seconds'] / 60:.1f} min). Machine: {data['machine']}. "
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()) + ".",
+            "",
+            *memory_report(data["memory"])[2:],
+            "| target | measured | |",
+            "|---|---:|---|",
+            *(_row(*row) for row in memory_targets(data["memory"])),
+            "",
+        ]
+    )
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        output.with_suffix(".json").write_text(json.dumps(data, indent=2))
+    print(text)
+    return data
+
+
+def memory_report(m: dict[str, Any]) -> list[str]:
+    """The lines of the report's memory section."""
+    lines = [
+        "## Memory",
+        "",
+        f"Embedding 200 documents, 5 of them {m['long_tokens']} tokens, default budget "
+        f"(16,384 tokens per batch), in a fresh process with a full-width {m['layers']}-layer "
+        f"model (activation peaks are per layer, so depth only adds weights): weights "
+        f"{m['weights_mb']:.0f} MB, RSS after loading {m['loaded_mb']:.0f} MB, peak "
+        f"{m['peak_mb']:.0f} MB (+{m['peak_mb'] - m['loaded_mb']:.0f} MB for the run).",
+        "",
+    ]
+    long_inputs = m.get("long_inputs", {})
+    if any(long_inputs.values()):
+        lines += [
+            "One input as long as `max_length` (set to its length), same models, each in a fresh "
+            "process: the embedder embeds it; the reranker scores it and a short document for "
+            "one query (the long one continues the shared query prefix). Peak resident memory "
+            "over the loaded model:",
+            "",
+            "| model | tokens | peak over loaded model | per 1k tokens | seconds |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for kind, probes in long_inputs.items():
+            for p in probes:
+                over = p["peak_mb"] - p["loaded_mb"]
+                lines.append(
+                    f"| {kind} | {p['tokens']:,} | {over:.0f} MB | "
+                    f"{over / p['tokens'] * 1000:.1f} MB | {p['seconds']:.1f} |"
+                )
+        lines.append("")
+    return lines
+
+
+def memory_targets(m: dict[str, Any]) -> list[tuple[str, float, bool]]:
+    """Memory grows linearly: each longer input costs at most LINEAR_SLACK x per token."""
+    rows = []
+    for kind, probes in m.get("long_inputs", {}).items():
+        if len(probes) < 2:
+            continue
+        first = probes[0]
+        base = (first["peak_mb"] - first["loaded_mb"]) / first["tokens"]
+        for p in probes[1:]:
+            ratio = (p["peak_mb"] - p["loaded_mb"]) / p["tokens"] / base
+            rows.append(
+                (
+                    f"{kind}, {p['tokens']:,} tokens: memory per token <= {LINEAR_SLACK}x the "
+                    f"{first['tokens']:,}-token one",
+                    ratio,
+                    ratio <= LINEAR_SLACK,
+                )
+            )
+    return rows
+
+
+def _row(name: str, value: float, ok: bool) -> str:
+    return f"| {name} | {value:.3g}{'x' if 'within' not in name else ''} | {_target(ok)} |"
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -368,17 +541,8 @@ def run(settings: Settings, cache: Path, output: Path) -> dict[str, Any]:
     clear_cache()
     gc.collect()
 
-    # ---- memory: a full-width model, fewer layers (activation peaks are per layer) ----
-    mem_shape = {**settings.shape, "num_hidden_layers": settings.memory_layers}
-    mem_dir = models.build(
-        cache / f"embedding-{tag}-{settings.memory_layers}l", "embedding", shape=mem_shape
-    )
-    data["memory"] = {
-        **memory_probe(mem_dir, settings.memory_long_tokens),
-        "long_tokens": settings.memory_long_tokens,
-        "layers": settings.memory_layers,
-        "process_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    # ---- memory ----
+    data["memory"] = memory_section(settings, cache, tag)
     data["seconds"] = time.perf_counter() - started
     data["versions"] = {
         "python": platform.python_version(),
@@ -495,16 +659,8 @@ def report(d: dict[str, Any]) -> str:
                 f"same top-5 order: {r['int8_top5_same']}."
             )
         lines.append("")
-    m = d["memory"]
+    lines += memory_report(d["memory"])
     lines += [
-        "## Memory",
-        "",
-        f"Embedding 200 documents, 5 of them {m['long_tokens']} tokens, default budget "
-        f"(16,384 tokens per batch), in a fresh process with a full-width {m['layers']}-layer "
-        f"model (activation peaks are per layer, so depth only adds weights): weights "
-        f"{m['weights_mb']:.0f} MB, RSS after loading {m['loaded_mb']:.0f} MB, peak "
-        f"{m['peak_mb']:.0f} MB (+{m['peak_mb'] - m['loaded_mb']:.0f} MB for the run).",
-        "",
         "## Targets (issue 6)",
         "",
         "| target | measured | |",
@@ -559,16 +715,14 @@ def report(d: dict[str, Any]) -> str:
                 r["max_abs_diff_vs_official"] <= 1e-4,
             )
         )
-    for name, value, ok in rows:
-        lines.append(
-            f"| {name} | {value:.3g}{'x' if 'within' not in name else ''} | {_target(ok)} |"
-        )
+    rows += memory_targets(d["memory"])
+    lines += [_row(*row) for row in rows]
     lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry: ``python -m benchmarks [--quick] [--output PATH]``."""
+    """Command line entry: ``python -m benchmarks [--quick] [--only memory] [--output PATH]``."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Speed of qwen3_rag vs sentence-transformers vs the official recipe (CPU).",
@@ -576,10 +730,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small run (a few minutes)")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
+        "--only",
+        choices=["memory"],
+        help="run one section only: memory (the peak-memory probes, 8k and 32k-token inputs); "
+        "prints its report and writes it only where --output says",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
-        default=models.ROOT / "RESULTS.md",
-        help="where to write the markdown report (default benchmarks/RESULTS.md)",
+        default=None,
+        help="where to write the markdown report (default benchmarks/RESULTS.md for a full run)",
     )
     parser.add_argument("--cache", type=Path, default=models.CACHE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -588,5 +748,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache
     if args.tiny and args.cache == models.CACHE:
         cache = Path(tempfile.mkdtemp(prefix="qwen3-bench-"))
-    run(settings, cache, args.output)
+    if args.only == "memory":
+        run_memory(settings, cache, args.output)
+    else:
+        run(settings, cache, args.output or models.ROOT / "RESULTS.md")
     return 0

@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from qwen3_rag import Embedder, EmbedderOptions
 from qwen3_rag.fields import EmbedderFields, option_field
 from qwen3_rag.instructions import format_query
+from qwen3_rag.options import check_text
 
 __all__ = ["Qwen3Embeddings"]
 
@@ -219,9 +220,7 @@ class Qwen3Embeddings(EmbedderFields, Embeddings):
         Raises:
             TypeError: If ``text`` is not a string.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, not {type(text).__name__}")
-        vector: list[float] = self._embedder.embed_queries([text])[0].tolist()
+        vector: list[float] = self._embedder.embed_queries([check_text(text)])[0].tolist()
         return vector
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -235,9 +234,7 @@ class Qwen3Embeddings(EmbedderFields, Embeddings):
 
     async def aembed_query(self, text: str) -> list[float]:
         """Async :meth:`embed_query`, never blocking the event loop."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, not {type(text).__name__}")
-        vector: list[float] = (await self._embedder.aembed_queries([text]))[0].tolist()
+        vector: list[float] = (await self._embedder.aembed_queries([check_text(text)]))[0].tolist()
         return vector
 
     def get_detailed_instruct(self, task_description: str, query: str) -> str:

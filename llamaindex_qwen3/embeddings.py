@@ -9,6 +9,7 @@ from llama_index.core.bridge.pydantic import PrivateAttr
 
 from qwen3_rag import Embedder, EmbedderOptions
 from qwen3_rag.fields import EmbedderFields, option_field
+from qwen3_rag.options import check_text, check_texts
 
 __all__ = ["Qwen3Embedding"]
 
@@ -84,13 +85,31 @@ class Qwen3Embedding(EmbedderFields, BaseEmbedding):
         """The :class:`qwen3_rag.Embedder` this class delegates to."""
         return self._embedder
 
+    def get_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        """Embed documents, ``embed_batch_size`` texts per core call.
+
+        Raises:
+            TypeError: If ``texts`` is a bare string (LlamaIndex would embed each character)
+                or holds a non-string (the message names its index).
+        """
+        return super().get_text_embedding_batch(check_texts(texts), show_progress, **kwargs)
+
+    async def aget_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        """Async :meth:`get_text_embedding_batch`: the model runs in worker threads."""
+        return await super().aget_text_embedding_batch(check_texts(texts), show_progress, **kwargs)
+
     def _get_query_embedding(self, query: str) -> Embedding:
         """Embed one query, with the instruction."""
-        return self._embedder.embed_queries([query])[0].tolist()  # type: ignore[no-any-return]
+        vectors = self._embedder.embed_queries([check_text(query, "query")])
+        return vectors[0].tolist()  # type: ignore[no-any-return]
 
     def _get_text_embedding(self, text: str) -> Embedding:
         """Embed one document."""
-        return self._get_text_embeddings([text])[0]
+        return self._get_text_embeddings([check_text(text)])[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         """Embed documents in one batched core call."""
@@ -98,12 +117,12 @@ class Qwen3Embedding(EmbedderFields, BaseEmbedding):
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         """Embed one query without blocking the event loop."""
-        vectors = await self._embedder.aembed_queries([query])
+        vectors = await self._embedder.aembed_queries([check_text(query, "query")])
         return vectors[0].tolist()  # type: ignore[no-any-return]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
         """Embed one document without blocking the event loop."""
-        return (await self._aget_text_embeddings([text]))[0]
+        return (await self._aget_text_embeddings([check_text(text)]))[0]
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         """Embed documents in one batched core call, without blocking the event loop."""

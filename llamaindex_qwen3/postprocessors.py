@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,11 +11,11 @@ from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
 from qwen3_rag import Reranker, RerankerOptions
 from qwen3_rag.fields import RerankerFields, option_field
-from qwen3_rag.options import DEFAULT_RERANKER_MODEL, check_positive_int
+from qwen3_rag.options import DEFAULT_RERANKER_MODEL, check_positive_int, check_text
 
 __all__ = ["Qwen3Rerank"]
 
@@ -119,13 +119,26 @@ class Qwen3Rerank(RerankerFields, BaseNodePostprocessor):
     def _inputs(
         nodes: list[NodeWithScore], query_bundle: QueryBundle | None
     ) -> tuple[str, list[str]]:
+        """The query and the node texts, or a ``ValueError``/``TypeError`` naming the argument."""
         if query_bundle is None:
             raise ValueError(
                 "Qwen3Rerank needs the query: call postprocess_nodes(nodes, query_bundle=...) "
                 "or postprocess_nodes(nodes, query_str=...)"
             )
+        if not isinstance(query_bundle, QueryBundle):
+            hint = " (pass a string as query_str=...)" if isinstance(query_bundle, str) else ""
+            raise TypeError(
+                f"query_bundle must be a QueryBundle, not {type(query_bundle).__name__}{hint}"
+            )
+        query = check_text(query_bundle.query_str, "query_str")
+        if isinstance(nodes, (str, NodeWithScore)) or not isinstance(nodes, Sequence):
+            raise TypeError(f"nodes must be a list of NodeWithScore, not {type(nodes).__name__}")
+        for i, n in enumerate(nodes):
+            if not isinstance(n, NodeWithScore):
+                hint = " (wrap it: NodeWithScore(node=node))" if isinstance(n, BaseNode) else ""
+                raise TypeError(f"nodes[{i}] must be a NodeWithScore, not {type(n).__name__}{hint}")
         texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-        return query_bundle.query_str, texts
+        return query, texts
 
     def _rank(self, query: str, texts: list[str]) -> list[tuple[int, float]]:
         return self._reranker.rank(query, texts, top_n=self.top_n)

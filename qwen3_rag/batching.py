@@ -1,5 +1,10 @@
 """Length-sorted, token-budget batches, truncating encoding, and padding.
 
+Every text reaches the tokenizer through :func:`encode_truncated`, which also makes it well
+formed (:func:`well_formed`): surrogate code points are not characters and cannot be encoded as
+UTF-8, so a high+low pair becomes the character it stands for and each lone surrogate becomes
+U+FFFD, with one logged warning per call.
+
 Texts of similar length go together so little compute is spent on padding; a batch is cut
 when it reaches ``batch_size`` items or when its padded size (items x longest) would pass
 ``max_batch_tokens``. A text longer than the budget gets a batch of its own, so one 8k-token
@@ -13,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,16 +34,72 @@ __all__ = [
     "left_pad",
     "plan_batches",
     "rerank_budget",
+    "repaired",
     "right_pad",
+    "well_formed",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Cut a length-sorted batch once more than this fraction of it would be padding (attention
 #: still pays for padding; projections and MLPs do not, see ``qwen3_rag._forward``).
 MAX_PADDING = 0.15
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def well_formed(texts: list[str]) -> tuple[list[str], int]:
+    """The texts as well-formed Unicode, ready to be encoded as UTF-8.
+
+    A Python ``str`` may hold surrogate code points (U+D800..U+DFFF): from JSON ``"\\ud83d"``
+    escapes, from text handled as UTF-16 code units, or from bytes decoded with
+    ``errors="surrogateescape"``. They are not characters and no tokenizer can read them. Here a
+    high surrogate followed by a low one becomes the character the pair encodes (as UTF-16 and
+    JSON read it), and every other surrogate becomes U+FFFD, the replacement character. Texts
+    without surrogates are returned as they are (the same objects).
+
+    Args:
+        texts: The texts.
+
+    Returns:
+        ``(texts, how many texts held a surrogate)``.
+
+    Example:
+        >>> well_formed(["ok", "\\ud83d\\ude00", "a\\ud800b"])
+        (['ok', '😀', 'a\ufffdb'], 2)
+    """
+    out: list[str] = []
+    changed = 0
+    for text in texts:
+        if not text.isascii() and _SURROGATE.search(text):
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+            changed += 1
+        out.append(text)
+    return out, changed
+
+
+def repaired(texts: list[str]) -> list[str]:
+    """:func:`well_formed` texts, with one logged warning when any held a surrogate.
+
+    Every path from a user's text to a model goes through here: the tokenizer
+    (:func:`encode_cut`) and a model server's JSON body (``qwen3_rag.remote``) alike.
+    """
+    texts, changed = well_formed(texts)
+    if changed:
+        logger.warning(
+            "%d of %d texts held surrogate code points (not valid Unicode): surrogate pairs "
+            "were joined and each lone surrogate replaced by U+FFFD",
+            changed,
+            len(texts),
+        )
+    return texts
+
 
 def encode_cut(tokenizer: Any, texts: list[str], keep: int) -> tuple[list[list[int]], list[bool]]:
     """Token ids of each text (no special tokens), cut from the right to ``keep`` tokens.
+
+    The one place where texts meet the tokenizer: each is made :func:`well_formed` first (one
+    logged warning per call if any held a surrogate).
 
     Args:
         tokenizer: A ``tokenizers.Tokenizer``.
@@ -46,6 +109,7 @@ def encode_cut(tokenizer: Any, texts: list[str], keep: int) -> tuple[list[list[i
     Returns:
         ``(ids per text, whether each text was cut)``.
     """
+    texts = repaired(texts)
     sequences: list[list[int]] = []
     cut: list[bool] = []
     for enc in tokenizer.encode_batch(texts, add_special_tokens=False):
@@ -57,6 +121,8 @@ def encode_cut(tokenizer: Any, texts: list[str], keep: int) -> tuple[list[list[i
 
 def encode_truncated(tokenizer: Any, texts: list[str], keep: int) -> tuple[list[list[int]], int]:
     """Token ids of each text (no special tokens), cut from the right to ``keep`` tokens.
+
+    :func:`encode_cut`, counting the texts that were cut.
 
     Args:
         tokenizer: A ``tokenizers.Tokenizer``.

@@ -283,7 +283,14 @@ class Chunker:
         return f"{CHUNKER_ID}:{self.chunk_size}:{self.chunk_overlap}"
 
     def split(self, text: str) -> list[tuple[int, str]]:
-        """``(start_char, chunk_text)`` pairs; blank text gives none."""
+        """``(start_char, chunk_text)`` pairs; blank text gives none.
+
+        Text holding surrogate code points is made well-formed first
+        (:func:`qwen3_rag.batching.repaired`); offsets then count in the repaired text.
+        """
+        from qwen3_rag.batching import repaired
+
+        text = repaired([text])[0]
         return [(int(start), piece) for start, piece in self._split_indices(text)]
 
     def chunks(
@@ -294,6 +301,9 @@ class Chunker:
         With ``vector_settings`` (see :func:`vector_settings`), each chunk's metadata also
         carries its ``vector_key`` (:func:`vector_key`), by which a later run reuses its vector.
         """
+        from qwen3_rag.batching import repaired
+
+        text = repaired([text])[0]
         pieces = self.split(text)
         out: list[Chunk] = []
         line, seen = 1, 0

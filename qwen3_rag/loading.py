@@ -472,15 +472,20 @@ class ModelKey(NamedTuple):
 
 
 _cache: dict[Any, Any] = {}
-_key_locks: dict[Any, threading.Lock] = {}
 _cache_lock = threading.Lock()
+#: Held while a model loads, so a process loads one model at a time: transformers'
+#: ``from_pretrained`` changes process-wide state while it builds a model (torch's default
+#: dtype, ``torch.nn.init``, the meta device), and two loads running at once in different
+#: threads can corrupt each other (seen as a parameter left on the meta device).
+_load_lock = threading.RLock()
 
 
 def shared(key: Any, load: Callable[[], T]) -> T:
     """Return the process-wide object for ``key``, calling ``load()`` once to create it.
 
-    Concurrent first calls for the same key wait for one load; different keys load in
-    parallel.
+    Concurrent first calls for the same key wait for one load. Loads run one at a time, also
+    for different keys (``from_pretrained`` is not thread-safe); cached objects are returned
+    without waiting for a load in progress.
 
     Args:
         key: A hashable identity, usually a :class:`ModelKey`.
@@ -492,8 +497,7 @@ def shared(key: Any, load: Callable[[], T]) -> T:
     with _cache_lock:
         if key in _cache:
             return _cache[key]  # type: ignore[no-any-return]
-        lock = _key_locks.setdefault(key, threading.Lock())
-    with lock:
+    with _load_lock:
         with _cache_lock:
             if key in _cache:
                 return _cache[key]  # type: ignore[no-any-return]
@@ -528,7 +532,5 @@ def clear_cache(key: ModelKey | None = None) -> None:
     with _cache_lock:
         if key is None:
             _cache.clear()
-            _key_locks.clear()
         else:
             _cache.pop(key, None)
-            _key_locks.pop(key, None)

@@ -30,8 +30,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +60,10 @@ __all__ = [
     "RerankerOptions",
     "check_model",
     "check_base_url",
+    "check_pairs",
     "check_positive_int",
     "check_rerank_instruction",
+    "check_text",
     "check_texts",
     "default",
     "describe",
@@ -93,7 +97,9 @@ RERANK_API_KEY_ENV = "QWEN3_RAG_RERANK_API_KEY"
 
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """Return ``value`` if it is an ``int`` >= ``minimum``, else raise ``ValueError`` naming it.
+    """Return ``value`` as an ``int`` if it is an integer >= ``minimum``, else raise ``ValueError``.
+
+    Any integral type counts (``int``, ``numpy.int64``), but not ``bool``, floats or strings.
 
     Example:
         >>> check_positive_int(3, "top_n")
@@ -103,9 +109,24 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
         ...
         ValueError: top_n must be an integer >= 1, got True
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)
+
+
+def check_text(text: Any, name: str = "text") -> str:
+    """Return ``text`` if it is a ``str`` (any content, empty included), else raise ``TypeError``.
+
+    Example:
+        >>> check_text(None, "query")
+        Traceback (most recent call last):
+        ...
+        TypeError: query must be a str, not NoneType
+    """
+    if not isinstance(text, str):
+        hint = " (decode bytes first)" if isinstance(text, (bytes, bytearray)) else ""
+        raise TypeError(f"{name} must be a str, not {type(text).__name__}{hint}")
+    return str(text)
 
 
 def check_base_url(url: Any, name: str = "base_url") -> str:
@@ -133,13 +154,18 @@ def check_base_url(url: Any, name: str = "base_url") -> str:
 def check_texts(texts: Any, name: str = "texts") -> list[str]:
     """Return ``texts`` as a list of strings, or raise a clear error.
 
+    Any string content is accepted (empty strings too); surrogate code points are repaired
+    where texts meet the tokenizer (:func:`qwen3_rag.batching.well_formed`).
+
     Args:
-        texts: What the caller passed; must be a sequence (list, tuple) or iterable of ``str``.
+        texts: What the caller passed: a sequence (list, tuple, numpy array) or another
+            iterable (generator, ``pandas.Series``) of ``str``; results follow its order.
         name: The argument's name, for the error message.
 
     Raises:
-        TypeError: If ``texts`` is a bare string (which would be read as characters), not a
-            sequence, or holds a non-string item (the message names its index).
+        TypeError: If ``texts`` is a bare string (which would be read as characters), bytes,
+            a mapping (keys or values? say which), not iterable, or holds a non-string item
+            (the message names its index).
 
     Example:
         >>> check_texts(("a", "b"))
@@ -153,6 +179,16 @@ def check_texts(texts: Any, name: str = "texts") -> list[str]:
         raise TypeError(
             f"{name} must be a list of strings, got a single str. Wrap it in a list: [text]."
         )
+    if isinstance(texts, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"{name} must be a list of strings, not {type(texts).__name__}: decode it first "
+            f"(e.g. [data.decode('utf-8')])"
+        )
+    if isinstance(texts, Mapping):
+        raise TypeError(
+            f"{name} must be a list of strings, not a mapping ({type(texts).__name__}): pass "
+            f"list({name}.values()) or list({name}.keys())"
+        )
     if not isinstance(texts, Sequence):
         try:
             texts = list(texts)
@@ -162,8 +198,59 @@ def check_texts(texts: Any, name: str = "texts") -> list[str]:
             ) from None
     for i, t in enumerate(texts):
         if not isinstance(t, str):
-            raise TypeError(f"{name}[{i}] must be a str, not {type(t).__name__}")
-    return list(texts)
+            hint = " (decode bytes first)" if isinstance(t, (bytes, bytearray)) else ""
+            raise TypeError(f"{name}[{i}] must be a str, not {type(t).__name__}{hint}")
+    return [str(t) for t in texts]
+
+
+def check_pairs(pairs: Any, name: str = "pairs") -> list[tuple[str, str]]:
+    """Return ``pairs`` as a list of ``(query, document)`` string tuples, or raise a clear error.
+
+    Args:
+        pairs: A sequence or iterable (e.g. ``zip(queries, documents)``) of two-item
+            sequences (tuples, lists, numpy rows) of ``str``.
+        name: The argument's name, for the error message.
+
+    Raises:
+        TypeError: If ``pairs`` is a string, bytes, a mapping or not iterable, or an item is
+            not a pair of strings (the message names its index).
+
+    Example:
+        >>> check_pairs(zip(["q", "q"], ["d1", "d2"]))
+        [('q', 'd1'), ('q', 'd2')]
+        >>> check_pairs([("q", "d", "x")])
+        Traceback (most recent call last):
+        ...
+        TypeError: pairs[0] must be a (query: str, document: str) pair, got a tuple of 3 items
+    """
+    if isinstance(pairs, (str, bytes, bytearray, memoryview, Mapping)):
+        raise TypeError(
+            f"{name} must be a list of (query, document) tuples, not {type(pairs).__name__}"
+        )
+    try:
+        items = list(pairs)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a list of (query, document) tuples, not {type(pairs).__name__}"
+        ) from None
+    checked: list[tuple[str, str]] = []
+    for i, item in enumerate(items):
+        if isinstance(item, (str, bytes, Mapping, AbstractSet)) or not isinstance(item, Iterable):
+            raise TypeError(
+                f"{name}[{i}] must be a (query: str, document: str) pair, not {type(item).__name__}"
+            )
+        pair = tuple(item)
+        if len(pair) != 2:
+            raise TypeError(
+                f"{name}[{i}] must be a (query: str, document: str) pair, got a "
+                f"{type(item).__name__} of {len(pair)} items"
+            )
+        for part, value in zip(("query", "document"), pair, strict=True):
+            if not isinstance(value, str):
+                kind = type(value).__name__
+                raise TypeError(f"{name}[{i}]: the {part} must be a str, not {kind}")
+        checked.append((str(pair[0]), str(pair[1])))
+    return checked
 
 
 def check_model(model: Any) -> str:

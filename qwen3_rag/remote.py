@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from qwen3_rag.batching import encode_cut, rerank_budget
+from qwen3_rag.batching import encode_cut, repaired, rerank_budget
 from qwen3_rag.instructions import (
     RERANK_PREFIX,
     RERANK_SUFFIX,
@@ -718,6 +718,7 @@ class RemoteEmbeddingBackend(RemoteBackend):
 
     def _plan(self, texts: list[str], tokenizer: Any | None) -> tuple[list[str], list[list[int]]]:
         """The strings to send (cut as the local path cuts) and the requests' batches."""
+        texts = repaired(texts)
         batches = self._batches(list(range(len(texts))))
         keep = self.max_length - 1
         long = [i for i, t in enumerate(texts) if _may_exceed(t, keep)]
@@ -948,6 +949,9 @@ class RemoteRerankBackend(RemoteBackend):
         inside the document shortens the document string, a cut inside the query half
         (a query longer than the budget) moves the cut body into the query string.
         """
+        pairs = list(
+            zip(repaired([q for q, _ in pairs]), repaired([d for _, d in pairs]), strict=True)
+        )
         queries = [RERANK_PREFIX + format_rerank_query(instruction, q) for q, _ in pairs]
         documents = [format_rerank_document(d) + RERANK_SUFFIX for _, d in pairs]
         if tokenizer is not None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # The suite never downloads: only the opt-in real-weights tests may reach the hub.
@@ -8,6 +9,7 @@ if os.environ.get("QWEN3_RAG_REAL_MODELS") != "1":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
+import torch
 
 from tests.models import (
     FIXTURES_MISSING,
@@ -55,3 +57,19 @@ def real_reranker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random Qwen3-Reranker weights beside the real Qwen3 tokenizer."""
     _require_fixtures()
     return build_model(tmp_path_factory.mktemp("real_rr"), QWEN3_TOKENIZER, kind="reranker", seed=1)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Run a module of many small tiny-model calls on one torch thread (restored afterwards).
+
+    The tiny models gain nothing from intra-op threads, while on a busy 2-core machine the
+    OpenMP hand-off around every small op made each call 10-20x slower (measured: 12 ms per
+    tiny-model call with one thread, 130-220 ms with two).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -31,13 +31,14 @@ def test_benchmark_cli_tiny_mode_writes_results(tmp_path: Path) -> None:
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # a loaded shared machine: the run itself takes ~1-4 min
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = output.read_text()
     assert "## Embedding" in text and "## Reranking, 5 candidates" in text
     assert "## Targets (issue 6)" in text
     assert "| ours |" in text and "| official |" in text
+    assert "| embedder | 64 |" in text and "| reranker | 64 |" in text  # one-long-input probes
     assert output.with_suffix(".json").exists()
     # never touches the committed report
     assert (committed.read_bytes() if committed.exists() else None) == before
@@ -116,3 +117,45 @@ def test_remote_benchmark_runs_and_reports_overhead(tmp_path: Path) -> None:
     rows = [line for line in output.read_text().splitlines() if line.startswith("| embed")]
     assert len(rows) == 3
     assert "| rerank, 16 documents per request | 4 | 64 |" in output.read_text()
+
+
+def test_only_memory_prints_and_writes_only_where_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks import run
+
+    probes = {  # per 1k tokens: 25 MB at 8k; the reranker costs 4x that per token at 32k
+        "embedder": [
+            {"tokens": 8192, "loaded_mb": 1000.0, "peak_mb": 1204.8, "seconds": 3.0},
+            {"tokens": 32768, "loaded_mb": 1000.0, "peak_mb": 1900.0, "seconds": 20.0},
+        ],
+        "reranker": [
+            {"tokens": 8192, "loaded_mb": 1000.0, "peak_mb": 1204.8, "seconds": 3.0},
+            {"tokens": 32768, "loaded_mb": 1000.0, "peak_mb": 4276.8, "seconds": 27.0},
+        ],
+    }
+    memory = {
+        "loaded_mb": 1000.0,
+        "peak_mb": 1100.0,
+        "weights_mb": 650.0,
+        "long_tokens": 8000,
+        "layers": 1,
+        "long_inputs": probes,
+        "process_peak_mb": 1.0,
+    }
+    monkeypatch.setattr(run, "memory_section", lambda settings, cache, tag: memory)
+    committed = REPO_ROOT / "benchmarks" / "RESULTS.md"
+    before = committed.read_bytes() if committed.exists() else None
+    assert run.main(["--tiny", "--only", "memory", "--cache", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| reranker | 32,768 | 3277 MB | 100.0 MB | 27.0 |" in printed
+    target = "memory per token <= 1.25x the 8,192-token one"
+    assert f"| embedder, 32,768 tokens: {target} | 1.1x | met |" in printed
+    assert f"| reranker, 32,768 tokens: {target} | 4x | **missed** |" in printed
+    assert not list(tmp_path.glob("*.md"))  # printed only
+    assert (committed.read_bytes() if committed.exists() else None) == before
+
+    output = tmp_path / "memory.md"
+    run.main(["--tiny", "--only", "memory", "--cache", str(tmp_path), "--output", str(output)])
+    assert "| reranker | 32,768 | 3277 MB" in output.read_text()
+    assert output.with_suffix(".json").exists()

@@ -129,6 +129,17 @@ def test_chunker_sizes_offsets_and_boundaries(real_embedding_dir: Path) -> None:
         Chunker(tokenizer, chunk_size=16, chunk_overlap=16)
 
 
+def test_chunker_repairs_surrogates_like_the_models(real_embedding_dir: Path) -> None:
+    tokenizer = load_fast_tokenizer(ModelSource(str(real_embedding_dir)))
+    chunker = Chunker(tokenizer, chunk_size=128, chunk_overlap=16)
+    # A library caller's text (files are read as strict UTF-8 and never hold surrogates).
+    broken = "First line \ud83d\ude00.\nSecond line \udc00 ends."
+    fixed = "First line \U0001f600.\nSecond line \ufffd ends."
+    (chunk,) = chunker.chunks("s.md", broken, "h")
+    assert chunk.text == fixed and chunk.metadata["start_char"] == 0
+    assert chunker.split(broken) == [(0, fixed)]
+
+
 def test_plan_file(tiny_embedding_dir: Path) -> None:
     tokenizer = load_fast_tokenizer(ModelSource(str(tiny_embedding_dir)))
     chunker = Chunker(tokenizer, 40, 8)

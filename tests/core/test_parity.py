@@ -67,9 +67,19 @@ def normalise(x: np.ndarray, dim: int | None = None) -> np.ndarray:
 
 
 def literal_rerank(
-    model_dir: Path, instruction: str, query: str, docs: list[str], max_length: int = 8192
+    model_dir: Path,
+    instruction: str,
+    query: str,
+    docs: list[str],
+    max_length: int = 8192,
+    *,
+    last_logits_only: bool = False,
 ) -> list[float]:
-    """The Qwen3-Reranker README code, one pair at a time."""
+    """The Qwen3-Reranker README code, one pair at a time.
+
+    ``last_logits_only`` asks transformers for the last position's logits only (the only ones
+    read), so thousands of tokens do not allocate thousands of vocabulary-wide rows.
+    """
     from transformers import AutoTokenizer, Qwen3ForCausalLM
 
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -97,7 +107,8 @@ def literal_rerank(
         )
         ids = prefix_tokens + inputs["input_ids"][0] + suffix_tokens
         with torch.no_grad():
-            logits = model(input_ids=torch.tensor([ids])).logits[:, -1, :]
+            keep = {"logits_to_keep": 1} if last_logits_only else {}
+            logits = model(input_ids=torch.tensor([ids]), **keep).logits[:, -1, :]
         pair_logits = torch.stack([logits[:, token_false], logits[:, token_true]], dim=1)
         scores.append(torch.nn.functional.log_softmax(pair_logits, dim=1)[:, 1].exp().item())
     return scores

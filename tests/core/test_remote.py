@@ -235,6 +235,24 @@ def test_rerank_pairs_group_by_query_and_custom_instruction(
     assert remote.score("q", []) == [] and srv.bodies("/rerank") == bodies  # no request
 
 
+def test_surrogates_are_repaired_before_the_request_as_locally(
+    real_embedding_dir: Path, real_reranker_dir: Path, srv: LoopbackServer
+) -> None:
+    # A lone surrogate cannot be sent as UTF-8 JSON; a pair is the emoji it encodes. Written out
+    # literally: what the documented rule gives for these strings.
+    broken, fixed = "caf\u00e9 \ud83d\ude00 ok \udc00", "caf\u00e9 \U0001f600 ok \ufffd"
+    local, remote = _emb(real_embedding_dir, srv)
+    np.testing.assert_allclose(
+        remote.embed_documents([broken]), local.embed_documents([fixed]), atol=1e-5
+    )
+    assert srv.bodies("/v1/embeddings")[-1]["input"] == [fixed]
+    reranker = Reranker(str(real_reranker_dir), base_url=srv.url)
+    reranker.score(broken, [broken])
+    (body,) = srv.bodies("/rerank")
+    assert body["query"].endswith(f"<Query>: {fixed}\n")
+    assert body["documents"] == [f"<Document>: {fixed}{SUFFIX}"]
+
+
 def test_rerank_truncation_equals_local(real_reranker_dir: Path, srv: LoopbackServer) -> None:
     local = Reranker(str(real_reranker_dir), device="cpu", max_length=96)
     remote = Reranker(str(real_reranker_dir), base_url=srv.url, max_length=96)
