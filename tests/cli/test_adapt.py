@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import langchain_qwen3
 from qwen3_rag import clear_cache, cli
+from tests.adapt.conftest import single_thread
 from tests.adapt.fakes import FakeLLM, write_corpus
 
 FAST = [
@@ -16,6 +18,13 @@ FAST = [
     "--epochs", "1", "--batch-size", "8", "--lr", "1e-2", "--lora-r", "4", "--lora-alpha", "8",
     "--max-length", "64", "-q",
 ]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models train fastest on one thread (the command keeps a lower count it finds)."""
+    with single_thread():
+        yield
 
 
 @pytest.fixture
