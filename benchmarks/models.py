@@ -139,3 +139,55 @@ def without_chat_template(folder: Path, target: Path) -> Path:
         elif not dest.exists():
             dest.symlink_to(item.resolve())
     return target
+
+
+def sentence_transformers_folder(folder: Path, target: Path, query_prompt: str) -> Path:
+    """A model folder laid out as the published Qwen3-Embedding repositories ship it for
+    sentence-transformers: last-token pooling, then normalisation, and the query prompt.
+
+    The weights are linked, and the chat template removed (see :func:`without_chat_template`),
+    so sentence-transformers embeds the text itself.
+    """
+    without_chat_template(folder, target)
+    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+    modules = [
+        ("", "sentence_transformers.models.Transformer"),
+        ("1_Pooling", "sentence_transformers.models.Pooling"),
+        ("2_Normalize", "sentence_transformers.models.Normalize"),
+    ]
+    (target / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": i, "name": str(i), "path": path, "type": kind}
+                for i, (path, kind) in enumerate(modules)
+            ],
+            indent=2,
+        )
+    )
+    pooling = {
+        "word_embedding_dimension": hidden,
+        "pooling_mode_cls_token": False,
+        "pooling_mode_mean_tokens": False,
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+        "pooling_mode_weightedmean_tokens": False,
+        "pooling_mode_lasttoken": True,
+        "include_prompt": True,
+    }
+    (target / "1_Pooling").mkdir(exist_ok=True)
+    (target / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
+    (target / "2_Normalize").mkdir(exist_ok=True)
+    (target / "config_sentence_transformers.json").write_text(
+        json.dumps(
+            {
+                "prompts": {"query": query_prompt, "document": ""},
+                "default_prompt_name": None,
+                "similarity_fn_name": "cosine",
+            },
+            indent=2,
+        )
+    )
+    (target / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 8192, "do_lower_case": False}, indent=2)
+    )
+    return target

@@ -1,16 +1,16 @@
 """A lean forward pass over a loaded Qwen3 decoder stack, for the two things this package needs.
 
 ``transformers``' own forward computes every position of every layer and builds a padding
-mask per batch. Here the model's own modules (embeddings, norms, projections, MLPs, rotary
-embedding) do all the arithmetic; only the orchestration differs, and it is exact:
+mask per batch. Here the model's own weights and modules do the arithmetic; only the
+orchestration differs, and it is exact:
 
-* **Right padding, causal attention.** Sequences are padded on the right, so a real token
-  never sees a pad (the pads come after it) and causal attention alone is the right mask:
-  no padding mask, every sequence has the positions ``0..n-1`` it has alone, and SDPA can use
-  its fused causal kernel. This equals the recipe's left padding with an attention mask.
-* **Padding costs the linear layers nothing.** Projections, MLPs and norms run on the real
-  tokens only, packed into one ``(tokens, hidden)`` matrix (large, efficient matmuls); only
-  attention uses the padded layout.
+* **Packed tokens, no padding computed.** Sequences are packed into one ``(tokens, hidden)``
+  matrix: projections, MLPs, norms and rotary embeddings run on the real tokens only (large,
+  efficient matmuls). Attention runs one sequence at a time on CPU (causal SDPA on that
+  sequence's rows: no pad is ever computed or copied); on accelerators, where one kernel
+  launch per sequence would cost more than the padding, the rows are scattered into one
+  right-padded grid, where the causal mask alone keeps every real token from seeing a pad.
+  Every sequence has the positions ``0..n-1`` it has alone.
 * **Only the last position after the final layer.** Both models read one hidden state per
   sequence (the last real token). The final layer computes keys and values for every
   position, but its query, attention output, MLP and the final norm only for that token.
@@ -18,10 +18,17 @@ embedding) do all the arithmetic; only the orchestration differs, and it is exac
   are computed once (:func:`prefix_kv`) and every continuation attends to them
   (:func:`last_hidden` with ``past``); attention is causal, so this is the same computation
   as running each full sequence.
+* **Fewer, larger matmuls.** :func:`fuse_projections` lays each layer's query/key/value
+  weights (and the MLP's gate/up weights) out as row blocks of one tensor at load time, and
+  the modules' own ``weight`` parameters become views of those blocks (no extra memory, the
+  model's own forward unchanged). One matmul then computes the three projections: the same
+  dot products. In float32, RMS norms run as one ``F.rms_norm`` kernel with the module's
+  weight and epsilon (the same arithmetic, fewer passes over memory).
 
 This relies on transformers' module layout, which is not a public API. :func:`supports`
-checks every attribute it reads, and :func:`self_check` runs a short probe through both this
-path and the model's own forward at load time; callers use the model's own forward
+checks every attribute it reads (a fused block is used only while every module still reads
+its weight from it), and :func:`self_check` runs a short probe through both this path and
+the model's own forward at load time; callers use the model's own forward
 (:func:`model_last_hidden`) when either fails.
 
 Example:
@@ -34,6 +41,8 @@ Example:
     >>> model = Qwen3Model(cfg).eval()
     >>> supports(model)
     True
+    >>> fuse_projections(model)
+    4
     >>> ids, lengths = right_pad([[1, 2, 3], [4, 5]], 0, torch.device("cpu"))
     >>> last_hidden(model, ids, lengths).shape
     torch.Size([2, 32])
@@ -45,6 +54,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,13 +62,16 @@ import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from qwen3_rag.batching import left_pad, right_pad
+from qwen3_rag.batching import MAX_PADDING, left_pad
 
 __all__ = [
     "KV",
     "final_hidden",
+    "fuse_projections",
     "last_hidden",
     "model_last_hidden",
+    "padding_limit",
+    "per_sequence_attention",
     "prefix_kv",
     "self_check",
     "supports",
@@ -74,6 +87,14 @@ _SDPA_GQA = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]
 _MODEL_PARTS = ("embed_tokens", "norm", "rotary_emb", "layers", "config")
 _LAYER_PARTS = ("input_layernorm", "post_attention_layernorm", "mlp", "self_attn")
 _ATTENTION_PARTS = ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm")
+_QKV = ("q_proj", "k_proj", "v_proj")
+_GATE_UP = ("gate_proj", "up_proj")
+
+
+def _is_rms_norm(module: Any) -> bool:
+    return isinstance(getattr(module, "weight", None), torch.Tensor) and isinstance(
+        getattr(module, "variance_epsilon", None), float
+    )
 
 
 def supports(model: Any) -> bool:
@@ -85,7 +106,9 @@ def supports(model: Any) -> bool:
     Returns:
         ``True`` for a Qwen3 decoder stack with full (not sliding-window) attention in every
         layer, the usual submodules, an integer ``head_dim`` and float ``scaling`` on each
-        attention module, and a rotary embedding called as ``rotary_emb(x, position_ids)``.
+        attention module, RMS norms with a ``weight`` and a float ``variance_epsilon``, and a
+        rotary embedding called as ``rotary_emb(x, position_ids)``. (Fused projection blocks
+        are checked where they are read: see :func:`fuse_projections`.)
     """
     if not all(hasattr(model, part) for part in _MODEL_PARTS):
         return False
@@ -95,13 +118,16 @@ def supports(model: Any) -> bool:
     if any(t != "full_attention" for t in getattr(cfg, "layer_types", None) or []):
         return False
     layers = model.layers
-    if len(layers) == 0:
+    if len(layers) == 0 or not _is_rms_norm(model.norm):
         return False
     for layer in layers:
         if not all(hasattr(layer, part) for part in _LAYER_PARTS):
             return False
         attn = layer.self_attn
         if not all(hasattr(attn, part) for part in _ATTENTION_PARTS):
+            return False
+        norms = (layer.input_layernorm, layer.post_attention_layernorm, attn.q_norm, attn.k_norm)
+        if not all(_is_rms_norm(norm) for norm in norms):
             return False
         if not isinstance(getattr(attn, "head_dim", None), int):
             return False
@@ -114,10 +140,161 @@ def supports(model: Any) -> bool:
     return params[:2] == ["x", "position_ids"]
 
 
+# -- fused projection weights ----------------------------------------------------------------
+
+#: owner module (attention or MLP) -> (the fused weight, the names of its row blocks, in order)
+_FUSED: weakref.WeakKeyDictionary[torch.nn.Module, tuple[torch.Tensor, tuple[str, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _plain_linears(owner: Any, names: Sequence[str]) -> list[torch.nn.Linear] | None:
+    """The named submodules if every one is a bias-free ``nn.Linear`` over a plain weight.
+
+    Anything else (a LoRA wrapper, a quantized weight, a bias) returns ``None``: such a
+    module computes more than ``x @ weight.T``.
+    """
+    linears = [getattr(owner, name, None) for name in names]
+    first = linears[0]
+    if not isinstance(first, torch.nn.Linear):
+        return None
+    for m in linears:
+        if type(m) is not torch.nn.Linear or m.bias is not None:
+            return None
+        w = m.weight
+        if type(w) is not torch.nn.Parameter or not w.is_floating_point() or w.dim() != 2:
+            return None
+        if (w.dtype, w.device, w.shape[1]) != (
+            first.weight.dtype,
+            first.weight.device,
+            first.weight.shape[1],
+        ):
+            return None
+    return linears  # type: ignore[return-value]
+
+
+def fuse_projections(model: Any) -> int:
+    """Lay out each layer's q/k/v weights, and gate/up weights, as row blocks of one tensor.
+
+    Each module's ``weight`` becomes a view of its block (the values are unchanged and no
+    second copy is kept), so transformers' own forward computes exactly what it did, and
+    the lean forward computes the three (two) projections with one matmul. Modules that are
+    not plain bias-free ``nn.Linear`` layers (quantized, LoRA-wrapped) are left alone, and a
+    block is read only while every module still points into it (:func:`_fused_block`).
+
+    Args:
+        model: A Qwen3 decoder stack for which :func:`supports` is true.
+
+    Returns:
+        How many groups were fused (two per layer for a plain float model).
+    """
+    fused_groups = 0
+    with torch.no_grad():
+        for layer in model.layers:
+            for owner, names in ((layer.self_attn, _QKV), (layer.mlp, _GATE_UP)):
+                if owner in _FUSED and _fused_block(owner, names) is not None:
+                    fused_groups += 1
+                    continue
+                if owner is not layer.self_attn and not (
+                    hasattr(owner, "act_fn") and hasattr(owner, "down_proj")
+                ):
+                    continue
+                linears = _plain_linears(owner, names)
+                if linears is None:
+                    continue
+                fused = torch.cat([m.weight.detach() for m in linears])
+                row = 0
+                for m in linears:
+                    rows = m.weight.shape[0]
+                    m.weight = torch.nn.Parameter(
+                        fused[row : row + rows], requires_grad=m.weight.requires_grad
+                    )
+                    row += rows
+                _FUSED[owner] = (fused, names)
+                fused_groups += 1
+    return fused_groups
+
+
+def _fused_block(owner: Any, names: Sequence[str]) -> torch.Tensor | None:
+    """The rows of ``owner``'s fused weight that hold ``names`` (consecutive), if still valid.
+
+    Valid means every module of the group is still a plain ``nn.Linear`` whose weight is
+    exactly its block of the fused tensor (so a replaced, moved, quantized or wrapped module
+    is noticed and the modules are called instead).
+    """
+    entry = _FUSED.get(owner)
+    if entry is None:
+        return None
+    fused, order = entry
+    linears = _plain_linears(owner, order)
+    if linears is None or names[0] not in order:
+        return None
+    first = order.index(names[0])
+    if tuple(order[first : first + len(names)]) != tuple(names):
+        return None
+    row_bytes = fused.stride(0) * fused.element_size()
+    row = 0
+    start = stop = 0
+    for name, m in zip(order, linears, strict=True):
+        w = m.weight
+        if (
+            w.dtype != fused.dtype
+            or not w.is_contiguous()
+            or w.data_ptr() != fused.data_ptr() + row * row_bytes
+        ):
+            return None
+        if name == names[0]:
+            start = row
+        row += w.shape[0]
+        if name == names[-1]:
+            stop = row
+    if row != fused.shape[0]:
+        return None
+    return fused[start:stop]
+
+
+def _project(owner: Any, names: Sequence[str], x: torch.Tensor) -> list[torch.Tensor]:
+    """``[getattr(owner, name)(x) for name in names]``, with one matmul when they are fused."""
+    block = _fused_block(owner, names)
+    if block is None:
+        return [getattr(owner, name)(x) for name in names]
+    sizes = [getattr(owner, name).weight.shape[0] for name in names]
+    return list(torch.split(F.linear(x, block), sizes, dim=-1))
+
+
+def _mlp(mlp: Any, x: torch.Tensor) -> torch.Tensor:
+    """The MLP, ``down(act(gate(x)) * up(x))``; gate and up in one matmul when fused."""
+    if _fused_block(mlp, _GATE_UP) is None:
+        out: torch.Tensor = mlp(x)
+        return out
+    gate, up = _project(mlp, _GATE_UP, x)
+    out = mlp.down_proj(mlp.act_fn(gate) * up)
+    return out
+
+
+# -- arithmetic pieces -----------------------------------------------------------------------
+
+
+def _norm(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """The RMS norm ``module`` computes: one fused kernel in float32, else the module itself.
+
+    In float32 ``F.rms_norm`` is the same arithmetic as Qwen3's ``RMSNorm``
+    (``weight * x * rsqrt(mean(x**2) + eps)``) in one pass; other dtypes keep the module's
+    own rounding steps.
+    """
+    if x.dtype == torch.float32 and module.weight.dtype == torch.float32:
+        return F.rms_norm(x, module.weight.shape, module.weight, module.variance_epsilon)
+    out: torch.Tensor = module(x)
+    return out
+
+
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding ``x * cos + rotate_half(x) * sin`` (``rotate_half(x) = [-x2, x1]``)."""
     half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return (x * cos) + (rotated * sin)
+    out = x * cos
+    out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1)
+    out[..., half:].addcmul_(x[..., :half], sin[..., half:])
+    return out
 
 
 def _attend(
@@ -177,81 +354,191 @@ def _attend_after_prefix(
     return out
 
 
-class _Pass:
-    """One pass over right-padded ``ids`` that continue ``past_len`` prefix tokens.
+def _heads(t: torch.Tensor) -> torch.Tensor:
+    """(tokens, heads, head_dim) -> (1, heads, tokens, head_dim), a view."""
+    return t.transpose(0, 1).unsqueeze(0)
 
-    Holds the layout (where the real tokens sit in the padded grid) and the rotary tables; its
-    methods are the pieces of a decoder layer. Hidden states between layers are packed: one
-    row per real token.
+
+def per_sequence_attention(device: torch.device) -> bool:
+    """Whether attention runs one sequence at a time on ``device`` (CPU) or on a padded grid.
+
+    On CPU a kernel call costs microseconds and padding costs real arithmetic, so each
+    sequence attends alone; on accelerators one launch over a padded grid is cheaper.
+    """
+    return device.type == "cpu"
+
+
+def padding_limit(fast: bool, device: torch.device) -> float | None:
+    """The padding share at which a length-sorted batch is cut (``plan_batches``' ``max_padding``).
+
+    ``None`` (no cut: larger batches, larger matmuls) when the lean forward attends one
+    sequence at a time, where padding costs nothing; else
+    :data:`~qwen3_rag.batching.MAX_PADDING`, since attention on a padded grid, and
+    transformers' own forward everywhere, pay for every pad.
+
+    Args:
+        fast: Whether the lean forward runs (see :func:`final_hidden`).
+        device: The model's device.
+    """
+    return None if fast and per_sequence_attention(device) else MAX_PADDING
+
+
+class _Pass:
+    """One pass over packed sequences that continue ``past_len`` shared prefix tokens.
+
+    Holds the layout (where each sequence's rows are), the rotary tables and the attention
+    masks; its methods are the pieces of a decoder layer. Hidden states between layers are
+    packed: one row per real token, sequence after sequence.
     """
 
-    def __init__(self, model: Any, ids: torch.Tensor, lengths: torch.Tensor, past_len: int):
-        self.batch, self.width = ids.shape
+    def __init__(
+        self,
+        model: Any,
+        tokens: torch.Tensor,
+        lengths: Sequence[int],
+        past_len: int,
+        per_sequence: bool | None = None,
+    ):
+        dev = tokens.device
+        self.lengths = [int(n) for n in lengths]
+        self.starts = [0]
+        for n in self.lengths[:-1]:
+            self.starts.append(self.starts[-1] + n)
+        self.batch, self.width = len(self.lengths), max(self.lengths)
         self.past_len = past_len
+        self.per_sequence = per_sequence_attention(dev) if per_sequence is None else per_sequence
         attn0 = model.layers[0].self_attn
         self.head_dim = int(attn0.head_dim)
         self.scale = float(attn0.scaling)
-        dev = ids.device
-        real = torch.arange(self.width, device=dev).unsqueeze(0) < lengths.unsqueeze(1)
-        self.flat = real.reshape(-1).nonzero().squeeze(1)  # each real token's place in the grid
-        self.padded = self.flat.numel() < self.batch * self.width
-        self.last = lengths.cumsum(0) - 1  # each row's last token, in the packed order
-        self.last_pos = lengths - 1  # ... and its position within the row
-        tokens = ids.reshape(-1)[self.flat] if self.padded else ids.reshape(-1)
+        n_t = torch.tensor(self.lengths, device=dev)
+        starts_t = torch.tensor(self.starts, device=dev)
+        self.last = starts_t + n_t - 1  # each sequence's last row
+        row_of = torch.repeat_interleave(torch.arange(self.batch, device=dev), n_t)
+        position = torch.arange(tokens.numel(), device=dev) - starts_t[row_of]  # within its row
         self.x0: torch.Tensor = model.embed_tokens(tokens)  # (tokens, hidden)
-        positions = torch.arange(past_len, past_len + self.width, device=dev).unsqueeze(0)
-        cos, sin = model.rotary_emb(self.x0, positions)  # (1, W, head_dim)
-        self.cos, self.sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        cos, sin = model.rotary_emb(self.x0, (position + past_len).unsqueeze(0))  # (1, T, D)
+        self.cos, self.sin = cos[0].unsqueeze(1), sin[0].unsqueeze(1)  # (T, 1, head_dim)
+        if not self.per_sequence:
+            self.flat = row_of * self.width + position  # each row's place in the padded grid
+            self.padded = tokens.numel() < self.batch * self.width
 
-    def grid(self, t: torch.Tensor, norm: Any | None) -> torch.Tensor:
-        """(tokens, heads * head_dim) -> (B, heads, W, head_dim), pads zero."""
-        t = t.view(t.shape[0], -1, self.head_dim)
-        if norm is not None:
-            t = norm(t)
+    # -- layout --
+
+    def _grid(self, t: torch.Tensor) -> torch.Tensor:
+        """(tokens, heads, head_dim) -> (B, heads, W, head_dim), pads zero."""
         if self.padded:
             grid = t.new_zeros((self.batch * self.width, *t.shape[1:]))
             grid[self.flat] = t
             t = grid
-        return t.view(self.batch, self.width, -1, self.head_dim).transpose(1, 2)
+        return t.reshape(self.batch, self.width, -1, self.head_dim).transpose(1, 2)
 
-    def keys_values(self, layer: Any, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotated keys and values of the normed hidden states ``h``, in the grid layout."""
-        attn = layer.self_attn
-        k = _rope(self.grid(attn.k_proj(h), attn.k_norm), self.cos, self.sin)
-        return k, self.grid(attn.v_proj(h), None)
+    def _causal(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Causal attention of new queries, after the shared prefix's keys if there are any."""
+        if self.past_len:
+            return _attend_after_prefix(q, k, v, past_len=self.past_len, scale=self.scale)
+        return _attend(q, k, v, mask=None, causal=True, scale=self.scale)
+
+    def _with_past(
+        self, k: torch.Tensor, v: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys/values ``(b, kv_heads, n, head_dim)`` preceded by the shared prefix's, if any."""
+        if past is None:
+            return k, v
+        pk, pv = past
+        b = k.shape[0]
+        return (
+            torch.cat((pk.expand(b, -1, -1, -1), k), dim=2),
+            torch.cat((pv.expand(b, -1, -1, -1), v), dim=2),
+        )
+
+    def attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """Causal attention of every token: packed ``q``, ``k``, ``v`` -> ``(tokens, q_width)``."""
+        if self.per_sequence:
+            outs = []
+            for s, n in zip(self.starts, self.lengths, strict=True):
+                ks, vs = self._with_past(_heads(k[s : s + n]), _heads(v[s : s + n]), past)
+                out = self._causal(_heads(q[s : s + n]), ks, vs)
+                outs.append(out[0].transpose(0, 1))  # (n, heads, head_dim)
+            return torch.cat(outs).flatten(1)
+        kg, vg = self._with_past(self._grid(k), self._grid(v), past)
+        out = self._causal(self._grid(q), kg, vg)
+        out = out.transpose(1, 2).reshape(self.batch * self.width, -1)
+        return out[self.flat] if self.padded else out
+
+    def attend_last(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """Attention of each sequence's last token: ``q`` ``(B, heads, dim)`` -> ``(B, width)``."""
+        if self.per_sequence:
+            outs = []
+            for i, (s, n) in enumerate(zip(self.starts, self.lengths, strict=True)):
+                ks, vs = self._with_past(_heads(k[s : s + n]), _heads(v[s : s + n]), past)
+                out = _attend(
+                    q[i : i + 1].unsqueeze(2), ks, vs, mask=None, causal=False, scale=self.scale
+                )
+                outs.append(out.reshape(1, -1))
+            return torch.cat(outs)
+        kg, vg = self._with_past(self._grid(k), self._grid(v), past)
+        keys = torch.arange(self.past_len + self.width, device=q.device)
+        lengths = torch.tensor(self.lengths, device=q.device)
+        see = keys.unsqueeze(0) < (lengths + self.past_len).unsqueeze(1)
+        out = _attend(
+            q.unsqueeze(2), kg, vg, mask=see[:, None, None, :], causal=False, scale=self.scale
+        )
+        return out.reshape(self.batch, -1)
+
+    # -- layer pieces --
+
+    def keys_values(self, attn: Any, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotated keys and values ``(tokens, kv_heads, head_dim)`` of the normed input ``h``."""
+        k, v = _project(attn, ("k_proj", "v_proj"), h)
+        k = _rope(_norm(attn.k_norm, k.view(h.shape[0], -1, self.head_dim)), self.cos, self.sin)
+        return k, v.view(h.shape[0], -1, self.head_dim)
 
     def layer(
-        self, layer: Any, x: torch.Tensor, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-    ) -> torch.Tensor:
-        """The rest of a decoder layer for every real token, given its keys and values."""
+        self, layer: Any, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A decoder layer for every token: ``(output, keys, values)``, all packed."""
         attn = layer.self_attn
-        q = _rope(self.grid(attn.q_proj(h), attn.q_norm), self.cos, self.sin)
-        if self.past_len:
-            out = _attend_after_prefix(q, k, v, past_len=self.past_len, scale=self.scale)
-        else:
-            out = _attend(q, k, v, mask=None, causal=True, scale=self.scale)
-        out = out.transpose(1, 2).reshape(self.batch * self.width, -1)
-        x = x + attn.o_proj(out[self.flat] if self.padded else out)
-        result: torch.Tensor = x + layer.mlp(layer.post_attention_layernorm(x))
-        return result
+        h = _norm(layer.input_layernorm, x)
+        q, k, v = _project(attn, _QKV, h)
+        t = h.shape[0]
+        q = _rope(_norm(attn.q_norm, q.view(t, -1, self.head_dim)), self.cos, self.sin)
+        k = _rope(_norm(attn.k_norm, k.view(t, -1, self.head_dim)), self.cos, self.sin)
+        v = v.view(t, -1, self.head_dim)
+        x = x + attn.o_proj(self.attend(q, k, v, past))
+        x = x + _mlp(layer.mlp, _norm(layer.post_attention_layernorm, x))
+        return x, k, v
 
     def last_layer(
-        self, layer: Any, x: torch.Tensor, h: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+        self, layer: Any, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
     ) -> torch.Tensor:
-        """A decoder layer for each row's last real token only: ``(B, 1, hidden)``."""
+        """A decoder layer for each sequence's last token only: ``(B, hidden)``."""
         attn = layer.self_attn
-        h_last = h[self.last].unsqueeze(1)  # (B, 1, hidden)
-        cos = self.cos[0, 0, self.last_pos].unsqueeze(1).unsqueeze(1)  # (B, 1, 1, head_dim)
-        sin = self.sin[0, 0, self.last_pos].unsqueeze(1).unsqueeze(1)
-        q = attn.q_norm(attn.q_proj(h_last).view(self.batch, 1, -1, self.head_dim))
-        q = _rope(q.transpose(1, 2), cos, sin)
-        keys = torch.arange(self.past_len + self.width, device=x.device)
-        see = keys.unsqueeze(0) <= (self.last_pos + self.past_len).unsqueeze(1)
-        out = _attend(q, k, v, mask=see[:, None, None, :], causal=False, scale=self.scale)
-        out = attn.o_proj(out.transpose(1, 2).reshape(self.batch, 1, -1))
-        x_last = x[self.last].unsqueeze(1) + out
-        result: torch.Tensor = x_last + layer.mlp(layer.post_attention_layernorm(x_last))
-        return result
+        h = _norm(layer.input_layernorm, x)
+        k, v = self.keys_values(attn, h)
+        q = attn.q_proj(h[self.last]).view(self.batch, -1, self.head_dim)
+        q = _rope(_norm(attn.q_norm, q), self.cos[self.last], self.sin[self.last])
+        x_last = x[self.last] + attn.o_proj(self.attend_last(q, k, v, past))
+        out: torch.Tensor = x_last + _mlp(layer.mlp, _norm(layer.post_attention_layernorm, x_last))
+        return out
+
+
+def _pack(
+    sequences: Sequence[Sequence[int]], device: torch.device
+) -> tuple[torch.Tensor, list[int]]:
+    tokens = torch.tensor([t for s in sequences for t in s], dtype=torch.long, device=device)
+    return tokens, [len(s) for s in sequences]
 
 
 def prefix_kv(model: Any, prefix: Sequence[int], device: torch.device) -> KV:
@@ -265,34 +552,53 @@ def prefix_kv(model: Any, prefix: Sequence[int], device: torch.device) -> KV:
     Returns:
         Per layer ``(keys, values)``, each ``(1, kv_heads, len(prefix), head_dim)``.
     """
-    ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
-    run = _Pass(model, ids, torch.tensor([len(prefix)], device=device), past_len=0)
+    tokens, lengths = _pack([prefix], device)
+    run = _Pass(model, tokens, lengths, past_len=0)
     x, kv = run.x0, []
     layers = list(model.layers)
     for n, layer in enumerate(layers):
-        h = layer.input_layernorm(x)
-        k, v = run.keys_values(layer, h)
-        kv.append((k, v))
-        if n < len(layers) - 1:  # the last layer's output is never read
-            x = run.layer(layer, x, h, k, v)
+        if n < len(layers) - 1:
+            x, k, v = run.layer(layer, x, None)
+        else:  # the last layer's output is never read
+            k, v = run.keys_values(layer.self_attn, _norm(layer.input_layernorm, x))
+        kv.append((_heads(k).contiguous(), _heads(v).contiguous()))
     return kv
 
 
-def _decoder_layer(
+def _layer_output(
     run: _Pass,
     layer: Any,
     x: torch.Tensor,
     past: tuple[torch.Tensor, torch.Tensor] | None,
     last: bool,
 ) -> torch.Tensor:
-    """One decoder layer of :func:`last_hidden` (every real token, or the last ones only)."""
-    h = layer.input_layernorm(x)
-    k, v = run.keys_values(layer, h)
-    if past is not None:
-        pk, pv = past
-        k = torch.cat((pk.expand(run.batch, -1, -1, -1), k), dim=2)
-        v = torch.cat((pv.expand(run.batch, -1, -1, -1), v), dim=2)
-    return run.last_layer(layer, x, h, k, v) if last else run.layer(layer, x, h, k, v)
+    """One decoder layer's output: every token's, or (the last layer) each sequence's last."""
+    if last:
+        return run.last_layer(layer, x, past)
+    return run.layer(layer, x, past)[0]
+
+
+def _packed_last_hidden(
+    model: Any,
+    tokens: torch.Tensor,
+    lengths: Sequence[int],
+    past: KV | None,
+    per_sequence: bool | None,
+    checkpoint: bool = False,
+) -> torch.Tensor:
+    run = _Pass(
+        model, tokens, lengths, past[0][0].shape[2] if past else 0, per_sequence=per_sequence
+    )
+    x = run.x0
+    layers = list(model.layers)
+    recompute = checkpoint and torch.is_grad_enabled()
+    for n, layer in enumerate(layers):
+        args = (run, layer, x, past[n] if past else None, n == len(layers) - 1)
+        if recompute:  # keep each layer's input only; recompute the layer in the backward pass
+            x = torch.utils.checkpoint.checkpoint(_layer_output, *args, use_reentrant=False)
+        else:
+            x = _layer_output(*args)
+    return _norm(model.norm, x)
 
 
 def last_hidden(
@@ -301,15 +607,13 @@ def last_hidden(
     lengths: torch.Tensor,
     past: KV | None = None,
     *,
-    checkpoint: bool = False,
+    per_sequence: bool | None = None,
 ) -> torch.Tensor:
     """Final-norm hidden state at each row's last real token.
 
-    Projections, MLPs and norms run on the real tokens only, packed into one
-    ``(tokens, hidden)`` matrix, so padding costs them nothing; only attention sees the
-    padded ``(batch, heads, width, head_dim)`` layout, where right padding and the causal
-    mask keep every real token from seeing a pad. The pass is plain differentiable torch, so
-    training (``qwen3_rag.adapt``) runs it too, outside ``torch.inference_mode``.
+    The real tokens are packed into one ``(tokens, hidden)`` matrix, so projections, MLPs,
+    norms and rotary embeddings never see a pad; attention runs per sequence or on a padded
+    grid (see :func:`per_sequence_attention`).
 
     Args:
         model: A Qwen3 decoder stack (``Qwen3Model``) for which :func:`supports` is true.
@@ -318,25 +622,14 @@ def last_hidden(
         lengths: ``(batch,)`` real length of each row (>= 1).
         past: Keys and values of a shared prefix (from :func:`prefix_kv`) that every row
             continues, or ``None``.
-        checkpoint: Gradient checkpointing: when gradients are on, keep only each layer's
-            input and recompute the layer during the backward pass (less memory, about a
-            third more compute). Same values either way.
+        per_sequence: Attention layout: one sequence at a time (``True``) or one padded grid
+            (``False``); ``None`` chooses by device. Both compute the same values.
 
     Returns:
         ``(batch, hidden)`` in the model's dtype.
     """
-    run = _Pass(model, ids, lengths, past_len=past[0][0].shape[2] if past else 0)
-    x = run.x0
-    layers = list(model.layers)
-    recompute = checkpoint and torch.is_grad_enabled()
-    for n, layer in enumerate(layers):
-        args = (run, layer, x, past[n] if past else None, n == len(layers) - 1)
-        if recompute:
-            x = torch.utils.checkpoint.checkpoint(_decoder_layer, *args, use_reentrant=False)
-        else:
-            x = _decoder_layer(*args)
-    out: torch.Tensor = model.norm(x)[:, 0]
-    return out
+    real = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0) < lengths.unsqueeze(1)
+    return _packed_last_hidden(model, ids[real], lengths.tolist(), past, per_sequence)
 
 
 def model_last_hidden(
@@ -366,6 +659,9 @@ def final_hidden(
 ) -> torch.Tensor:
     """Final-norm hidden state at the last token of each sequence, by the best exact path.
 
+    Both paths are plain differentiable torch: training (:mod:`qwen3_rag.adapt`) runs this
+    same function outside ``torch.inference_mode``, so it trains on what inference computes.
+
     Args:
         model: A Qwen3 decoder stack.
         sequences: Token ids of each item (each non-empty).
@@ -374,16 +670,17 @@ def final_hidden(
         fast: Whether the lean path applies (:func:`supports` and :func:`self_check` passed);
             otherwise transformers' own forward runs (:func:`model_last_hidden`).
         past: A shared prefix from :func:`prefix_kv` (fast path only).
-        checkpoint: Gradient checkpointing in the lean path (see :func:`last_hidden`); for
-            the model's own forward, enable it on the model
-            (``model.gradient_checkpointing_enable()``).
+        checkpoint: Gradient checkpointing in the lean path: when gradients are on, keep only
+            each layer's input and recompute the layer during the backward pass (less memory,
+            about a third more compute; the same values). For the model's own forward, enable
+            it on the model (``model.gradient_checkpointing_enable()``).
 
     Returns:
         ``(len(sequences), hidden)`` in the model's dtype.
     """
     if fast:
-        ids, lengths = right_pad(sequences, pad_id, device)
-        return last_hidden(model, ids, lengths, past, checkpoint=checkpoint)
+        tokens, lengths = _pack(sequences, device)
+        return _packed_last_hidden(model, tokens, lengths, past, None, checkpoint)
     if past is not None:
         raise ValueError("a shared prefix needs the lean forward (fast=True)")
     return model_last_hidden(model, sequences, pad_id, device)

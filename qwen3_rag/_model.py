@@ -188,6 +188,8 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
                 self.source.model,
             )
             return False
+        if self.quantize is None:
+            _forward.fuse_projections(decoder)  # before the check, so the check covers it
         gap = _forward.self_check(decoder, pad_id)
         limit = _forward.tolerance(self.dtype, self.quantize)
         if not gap <= limit:

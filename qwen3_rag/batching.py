@@ -41,8 +41,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Cut a length-sorted batch once more than this fraction of it would be padding (attention
-#: still pays for padding; projections and MLPs do not, see ``qwen3_rag._forward``).
+#: Cut a length-sorted batch once more than this fraction of it would be padding, where padding
+#: costs compute: attention on a padded grid (accelerators) and transformers' own forward. The
+#: lean forward on CPU computes no pad at all (see ``qwen3_rag._forward.padding_limit``).
 MAX_PADDING = 0.15
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
 from qwen3_rag._model import ModelBase, Runtime
-from qwen3_rag.batching import MAX_PADDING, encode_truncated, plan_batches
+from qwen3_rag.batching import encode_truncated, plan_batches
 from qwen3_rag.instructions import EOS_TOKEN, Preset, format_query, resolve_instruction
 from qwen3_rag.loading import load_config, token_id
 from qwen3_rag.options import (
@@ -381,7 +381,7 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
                 [len(s) for s in sequences],
                 self.batch_size,
                 self.max_batch_tokens,
-                max_padding=MAX_PADDING,
+                max_padding=_forward.padding_limit(rt.fast, rt.device),
             )
             with (
                 tqdm(

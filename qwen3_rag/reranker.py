@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
 from qwen3_rag._model import ModelBase, Runtime
-from qwen3_rag.batching import MAX_PADDING, encode_truncated, plan_batches, rerank_budget
+from qwen3_rag.batching import encode_truncated, plan_batches, rerank_budget
 from qwen3_rag.instructions import (
     EOS_TOKEN,
     RERANK_PREFIX,
@@ -385,7 +385,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
                         [len(r) for r in rests],
                         self.batch_size,
                         self.max_batch_tokens,
-                        max_padding=MAX_PADDING,
+                        max_padding=_forward.padding_limit(rt.fast, rt.device),
                     ):
                         hidden = _forward.final_hidden(
                             rt.model,

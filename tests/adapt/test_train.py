@@ -91,7 +91,13 @@ def test_gradient_checkpointing_changes_nothing_but_memory(tiny_embedding_dir: P
         q, _ = model.embed(model.formatter.query_inputs(QUERIES[:4]))
         d, _ = model.embed(model.formatter.document_inputs(DOCS[:4]))
         loss = info_nce(q, d, None)
+        calls: list[int] = []  # a layer's forward run again during backward: recomputation
+        hook = model.decoder.layers[0].self_attn.o_proj.register_forward_hook(
+            lambda *_, seen=calls: seen.append(1)
+        )
         loss.backward()
+        hook.remove()
+        assert len(calls) == (2 if checkpointing else 0)  # once per embed call, recomputed
         grads.append(
             (
                 loss.item(),

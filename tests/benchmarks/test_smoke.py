@@ -37,6 +37,13 @@ def test_benchmark_cli_tiny_mode_writes_results(tmp_path: Path) -> None:
     text = output.read_text()
     assert "## Embedding" in text and "## Reranking, 5 candidates" in text
     assert "## Targets (issue 6)" in text
+    # the end-to-end sections ran every path (issue 14)
+    assert "## Indexing a folder" in text and "## Asking a question" in text
+    for path in ("qwen3-rag index", "LlamaIndex", "LangChain"):
+        assert f"| {path} |" in text
+    for path in ("ours (LangChain)", "ours (LlamaIndex)", "LangChain CrossEncoderReranker"):
+        assert f"| {path} |" in text
+    assert "## Targets (issue 14)" in text
     assert "| ours |" in text and "| official |" in text
     assert "| embedder | 64 |" in text and "| reranker | 64 |" in text  # one-long-input probes
     assert output.with_suffix(".json").exists()

@@ -163,3 +163,12 @@ def test_padding_bound_splits_mixed_lengths_and_keeps_every_item() -> None:
     assert sorted(i for b in tight for i in b) == list(range(len(lengths)))
     padded = sum(max(lengths[i] for i in b) * len(b) for b in tight)
     assert padded < 0.6 * max(lengths) * len(lengths)
+
+
+def test_batches_are_cut_for_padding_only_where_padding_costs() -> None:
+    from qwen3_rag.batching import MAX_PADDING
+
+    cpu = torch.device("cpu")
+    assert _forward.padding_limit(True, cpu) is None  # per-sequence attention: no pad computed
+    assert _forward.padding_limit(False, cpu) == MAX_PADDING  # transformers' forward pads
+    assert _forward.padding_limit(True, torch.device("cuda")) == MAX_PADDING  # padded grid

@@ -44,6 +44,14 @@ def mask_budget(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     return int(_forward._MASK_ELEMENTS)
 
 
+@pytest.fixture(params=["per sequence", "padded grid"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Attention one sequence at a time (CPU), or on one padded grid (accelerators)."""
+    grid = request.param == "padded grid"
+    monkeypatch.setattr(_forward, "per_sequence_attention", lambda device: not grid)
+    return str(request.param)
+
+
 @pytest.fixture
 def attention_masks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     """The shape of every explicit mask given to SDPA (clear it before the call to watch)."""
@@ -62,6 +70,7 @@ def attention_masks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
 
 def test_long_texts_embed_like_the_literal_recipe(
     real_embedding_dir: Path,
+    layout: str,
     attention_masks: list[tuple[int, ...]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -74,8 +83,10 @@ def test_long_texts_embed_like_the_literal_recipe(
     assert any("1 of 3 texts" in r.getMessage() for r in caplog.records)  # cut to 4096 tokens
     expected = normalise(literal_embed(real_embedding_dir, texts, max_length=MAX_LENGTH))
     assert np.abs(got - expected).max() <= 1e-5
-    # no prefix: causal attention needs no mask but the last layer's one query per row
-    assert ours and all(shape[-2] == 1 for shape in ours)
+    if layout == "per sequence":  # causal attention of one sequence needs no mask at all
+        assert ours == []
+    else:  # no prefix: no mask but the last layer's one query per row
+        assert ours and all(shape[-2] == 1 for shape in ours)
 
 
 #: One query, so its template, instruction and query are computed once and shared: the
@@ -94,6 +105,7 @@ def long_docs_reference(real_reranker_dir: Path) -> list[float]:
 def test_long_documents_through_prefix_sharing_rerank_like_the_literal_recipe(
     real_reranker_dir: Path,
     long_docs_reference: list[float],
+    layout: str,
     mask_budget: int,
     attention_masks: list[tuple[int, ...]],
     caplog: pytest.LogCaptureFixture,
