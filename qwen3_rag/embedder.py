@@ -407,5 +407,7 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
 
 
 def _formatted(texts: list[str], instruction: str | None) -> list[str]:
-    """``texts`` as the model reads them: with the query template when ``instruction`` is set."""
-    return texts if instruction is None else [format_query(instruction, t) for t in texts]
+    """The texts as the model sees them: the query template applied when there is an instruction."""
+    if instruction is None:
+        return texts
+    return [format_query(instruction, t) for t in texts]
