@@ -13,7 +13,15 @@ Example:
 """
 
 from langchain_qwen3.embeddings import Qwen3Embeddings
+from langchain_qwen3.llm import as_llm, llm_from_spec
 from langchain_qwen3.rerankers import Qwen3CrossEncoder, Qwen3Reranker
 from langchain_qwen3.retrievers import Qwen3RerankRetriever
 
-__all__ = ["Qwen3CrossEncoder", "Qwen3Embeddings", "Qwen3RerankRetriever", "Qwen3Reranker"]
+__all__ = [
+    "as_llm",
+    "llm_from_spec",
+    "Qwen3CrossEncoder",
+    "Qwen3Embeddings",
+    "Qwen3RerankRetriever",
+    "Qwen3Reranker",
+]

@@ -13,7 +13,8 @@ Example:
 """
 
 from llamaindex_qwen3.embeddings import Qwen3Embedding
+from llamaindex_qwen3.llm import as_llm
 from llamaindex_qwen3.postprocessors import Qwen3Rerank
 from llamaindex_qwen3.retrievers import Qwen3RerankRetriever
 
-__all__ = ["Qwen3Embedding", "Qwen3Rerank", "Qwen3RerankRetriever"]
+__all__ = ["as_llm", "Qwen3Embedding", "Qwen3Rerank", "Qwen3RerankRetriever"]

@@ -60,6 +60,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from qwen3_rag.batching import MAX_PADDING, left_pad
 
@@ -564,21 +565,39 @@ def prefix_kv(model: Any, prefix: Sequence[int], device: torch.device) -> KV:
     return kv
 
 
+def _layer_output(
+    run: _Pass,
+    layer: Any,
+    x: torch.Tensor,
+    past: tuple[torch.Tensor, torch.Tensor] | None,
+    last: bool,
+) -> torch.Tensor:
+    """One decoder layer's output: every token's, or (the last layer) each sequence's last."""
+    if last:
+        return run.last_layer(layer, x, past)
+    return run.layer(layer, x, past)[0]
+
+
 def _packed_last_hidden(
     model: Any,
     tokens: torch.Tensor,
     lengths: Sequence[int],
     past: KV | None,
     per_sequence: bool | None,
+    checkpoint: bool = False,
 ) -> torch.Tensor:
     run = _Pass(
         model, tokens, lengths, past[0][0].shape[2] if past else 0, per_sequence=per_sequence
     )
     x = run.x0
     layers = list(model.layers)
-    for n, layer in enumerate(layers[:-1]):
-        x, _, _ = run.layer(layer, x, past[n] if past else None)
-    x = run.last_layer(layers[-1], x, past[-1] if past else None)
+    recompute = checkpoint and torch.is_grad_enabled()
+    for n, layer in enumerate(layers):
+        args = (run, layer, x, past[n] if past else None, n == len(layers) - 1)
+        if recompute:  # keep each layer's input only; recompute the layer in the backward pass
+            x = torch.utils.checkpoint.checkpoint(_layer_output, *args, use_reentrant=False)
+        else:
+            x = _layer_output(*args)
     return _norm(model.norm, x)
 
 
@@ -636,8 +655,12 @@ def final_hidden(
     *,
     fast: bool,
     past: KV | None = None,
+    checkpoint: bool = False,
 ) -> torch.Tensor:
     """Final-norm hidden state at the last token of each sequence, by the best exact path.
+
+    Both paths are plain differentiable torch: training (:mod:`qwen3_rag.adapt`) runs this
+    same function outside ``torch.inference_mode``, so it trains on what inference computes.
 
     Args:
         model: A Qwen3 decoder stack.
@@ -647,13 +670,17 @@ def final_hidden(
         fast: Whether the lean path applies (:func:`supports` and :func:`self_check` passed);
             otherwise transformers' own forward runs (:func:`model_last_hidden`).
         past: A shared prefix from :func:`prefix_kv` (fast path only).
+        checkpoint: Gradient checkpointing in the lean path: when gradients are on, keep only
+            each layer's input and recompute the layer during the backward pass (less memory,
+            about a third more compute; the same values). For the model's own forward, enable
+            it on the model (``model.gradient_checkpointing_enable()``).
 
     Returns:
         ``(len(sequences), hidden)`` in the model's dtype.
     """
     if fast:
         tokens, lengths = _pack(sequences, device)
-        return _packed_last_hidden(model, tokens, lengths, past, None)
+        return _packed_last_hidden(model, tokens, lengths, past, None, checkpoint)
     if past is not None:
         raise ValueError("a shared prefix needs the lean forward (fast=True)")
     return model_last_hidden(model, sequences, pad_id, device)

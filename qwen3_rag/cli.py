@@ -4,7 +4,9 @@
 to interrupt, one run per store folder at a time); ``qwen3-rag query "question"`` runs
 :func:`qwen3_rag.store.search` (vector search, then Qwen3-Reranker); ``qwen3-rag eval
 DATA_DIR`` runs :func:`qwen3_rag.evaluation.evaluate` (presets, Matryoshka sizes and reranking
-measured on a BEIR-format folder). No server runs: Chroma is embedded. This module only
+measured on a BEIR-format folder); ``qwen3-rag adapt CORPUS... --llm SPEC --out DIR`` runs
+:func:`qwen3_rag.adapt.adapt` (synthetic queries, LoRA training, a verified merged model, a
+before/after table). No server runs: Chroma is embedded. This module only
 parses arguments, calls the library and prints: results on stdout, logs and progress on
 stderr, every error as one line naming the flag or environment variable to change.
 
@@ -190,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: qwen3-rag index docs README.md && qwen3-rag query 'How do I install it?'",
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{index,query,eval,check-server}"
+        dest="command", required=True, metavar="{index,query,eval,adapt,check-server}"
     )
 
     index = sub.add_parser(
@@ -268,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--json", action="store_true", help="print the results as JSON")
     _eval_parser(sub)
+    _adapt_parser(sub)
     _check_server_parser(sub)
     return parser
 
@@ -885,6 +888,244 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- adapt -----------------------------------------------------------------------------------
+
+
+def _fraction(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 <= x < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {x}")
+    return x
+
+
+def _pair(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, Any]]:
+    def parse(value: str) -> tuple[Any, Any]:
+        parts = value.split(",")
+        if len(parts) != 2:
+            raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {value!r}")
+        try:
+            return kind(parts[0]), kind(parts[1])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected two numbers, got {value!r}") from None
+
+    return parse
+
+
+def _adapt_parser(sub: Any) -> None:
+    from qwen3_rag.adapt.pipeline import STAGES
+
+    ad = sub.add_parser(
+        "adapt",
+        parents=[output_options()],
+        help="adapt Qwen3-Embedding to your documents (synthetic queries, LoRA, merge, eval)",
+        description="Chunk the documents like `index`, have an LLM write a query per chunk, "
+        "filter the pairs, mine hard negatives, train a LoRA adapter, merge the epoch "
+        "checkpoints (slerp) into a verified model folder OUT/model, and compare it with the "
+        "base model on held-out chunks. Interrupted? Run the same command again: finished "
+        "stages are skipped, synthesis and training resume.",
+        epilog="Example: qwen3-rag adapt docs/ --llm ollama:qwen3:4b --out adapted",
+    )
+    ad.set_defaults(run=cmd_adapt)
+    ad.add_argument("paths", nargs="+", metavar="CORPUS", help="files or folders of text")
+    ad.add_argument(
+        "--llm",
+        help="the LLM that writes the queries: a local chat-model folder (transformers), or "
+        "a LangChain init_chat_model spec such as ollama:qwen3:4b or openai:gpt-4o-mini "
+        '(pip install "qwen3-rag[langchain]" and the provider package); needed to synthesize',
+    )
+    ad.add_argument("--out", required=True, help="output folder (resumed when it holds a run)")
+    ad.add_argument(
+        "--stage",
+        choices=STAGES,
+        help="run one stage again: synthesize retries the passages that failed, train "
+        "starts over, the others recompute",
+    )
+    ad.add_argument(
+        "--overwrite", action="store_true", help="delete a previous run's outputs in --out first"
+    )
+    models = ad.add_argument_group("models")
+    models.add_argument(
+        "--embed-model",
+        help=f"base Qwen3-Embedding hub id or folder (default: ${EMBED_MODEL_ENV}, else "
+        "Qwen/Qwen3-Embedding-0.6B)",
+    )
+    models.add_argument(
+        "--rerank-model",
+        help="Qwen3-Reranker hub id or folder: checks mined negatives (and enables "
+        "--rerank-band, --train-reranker); default none",
+    )
+    models.add_argument(
+        "--instruction",
+        help="query instruction trained and evaluated with: a preset name, a sentence, or "
+        "none for raw queries (default web_search); use the same one with the adapted model",
+    )
+    models.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda, mps, cpu)")
+    models.add_argument(
+        "--dtype", help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)"
+    )
+    data = ad.add_argument_group("data")
+    data.add_argument("--chunk-size", type=_positive, default=512, help="tokens per chunk (512)")
+    data.add_argument(
+        "--chunk-overlap", type=_non_negative, default=64, help="tokens shared by chunks (64)"
+    )
+    data.add_argument(
+        "--languages", default="English", help="query languages, comma-separated (English)"
+    )
+    data.add_argument(
+        "--query-words",
+        type=_pair(int),
+        default=(4, 20),
+        metavar="MIN,MAX",
+        help="query length in words (4,20)",
+    )
+    data.add_argument(
+        "--workers",
+        type=_positive,
+        help="LLM calls in flight (default 8 for a chat-model spec, 1 for a local folder)",
+    )
+    data.add_argument(
+        "--retries", type=_non_negative, default=2, help="attempts after a bad reply (2)"
+    )
+    data.add_argument(
+        "--threshold",
+        default="0.7",
+        help="keep pairs whose base-model cosine similarity reaches this (0.7, the report's "
+        "value for the real models); 'none' keeps all",
+    )
+    data.add_argument(
+        "--rerank-band",
+        type=_pair(float),
+        metavar="LOW,HIGH",
+        help="keep pairs whose reranker P(yes) lies within (needs a reranker)",
+    )
+    data.add_argument("--test-fraction", type=_fraction, default=0.2, help="held out (0.2)")
+    data.add_argument("--dev-fraction", type=_fraction, default=0.1, help="dev loss (0.1)")
+    data.add_argument(
+        "--negatives", type=_non_negative, default=3, help="hard negatives per query (3)"
+    )
+    data.add_argument(
+        "--mine-margin",
+        type=float,
+        default=0.05,
+        help="skip negatives scoring within this of the positive (0.05)",
+    )
+    train = ad.add_argument_group("training")
+    train.add_argument(
+        "--epochs", type=_positive, default=2, help="epochs, one checkpoint each (2)"
+    )
+    train.add_argument("--batch-size", type=_positive, default=16, help="queries per step (16)")
+    train.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (1e-4)")
+    train.add_argument("--lora-r", type=_positive, default=16, help="LoRA rank (16)")
+    train.add_argument("--lora-alpha", type=_positive, default=32, help="LoRA alpha (32)")
+    train.add_argument("--temperature", type=float, default=0.05, help="InfoNCE temperature (0.05)")
+    train.add_argument(
+        "--max-length", type=_positive, default=512, help="most tokens per text in training (512)"
+    )
+    train.add_argument(
+        "--gradient-checkpointing", action="store_true", help="less memory, ~30%% more compute"
+    )
+    train.add_argument(
+        "--train-reranker", action="store_true", help="also fine-tune the reranker (yes/no SFT)"
+    )
+    train.add_argument(
+        "--merge",
+        choices=("all", "last"),
+        default="all",
+        help="merge every epoch checkpoint (slerp, default) or only the last",
+    )
+    train.add_argument("--seed", type=_non_negative, default=0, help="random seed (0)")
+    ad.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _llm(spec: str, args: argparse.Namespace) -> Any:
+    """``--llm``: a local chat-model folder, else a LangChain ``init_chat_model`` spec."""
+    if Path(spec).expanduser().is_dir():
+        from qwen3_rag.adapt.llm import TransformersChatLLM
+
+        return TransformersChatLLM(
+            str(Path(spec).expanduser()), device=args.device, dtype=args.dtype
+        )
+    try:
+        import langchain_qwen3
+    except ImportError as exc:
+        raise CliError(
+            f"--llm {spec}: a chat-model spec needs LangChain: pip install "
+            f'"qwen3-rag[langchain]" ({exc})'
+        ) from exc
+    try:
+        return langchain_qwen3.llm_from_spec(spec)
+    except ImportError as exc:
+        raise CliError(f"--llm {spec}: {_one_line(exc)}") from exc
+    except ValueError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CliError(
+            f"--llm {spec}: not a folder, and LangChain cannot use it as a chat-model spec "
+            f"(provider:model, e.g. ollama:qwen3:4b): {first}"
+        ) from exc
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Run ``qwen3-rag adapt``; returns the exit status."""
+    from qwen3_rag.adapt import AdaptConfig, TrainConfig, adapt
+    from qwen3_rag.embedder import DEFAULT_EMBEDDING_MODEL
+    from qwen3_rag.loading import tune_cpu_threads
+    from qwen3_rag.reranker import DEFAULT_RERANKER_MODEL
+
+    tune_cpu_threads()
+    threshold = None if args.threshold.strip().lower() == "none" else float(args.threshold)
+    needs_reranker = args.rerank_band is not None or args.train_reranker
+    reranker = args.rerank_model or (
+        (os.environ.get(RERANK_MODEL_ENV) or DEFAULT_RERANKER_MODEL) if needs_reranker else None
+    )
+    local = args.llm is not None and Path(args.llm).expanduser().is_dir()
+    config = AdaptConfig(
+        base_model=args.embed_model or os.environ.get(EMBED_MODEL_ENV) or DEFAULT_EMBEDDING_MODEL,
+        reranker_model=reranker,
+        instruction=_instruction(args.instruction),
+        chunk_size=args.chunk_size,
+        chunk_overlap=args.chunk_overlap,
+        languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()),
+        query_lengths=args.query_words,
+        retries=args.retries,
+        workers=args.workers or (1 if local else 8),
+        threshold=threshold,
+        rerank_band=args.rerank_band,
+        test_fraction=args.test_fraction,
+        dev_fraction=args.dev_fraction,
+        mine_margin=args.mine_margin,
+        train=TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            lora_r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            temperature=args.temperature,
+            negatives=args.negatives,
+            max_length=args.max_length,
+            gradient_checkpointing=args.gradient_checkpointing,
+            seed=args.seed,
+        ),
+        train_reranker=args.train_reranker,
+        merge=args.merge,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        show_progress=None if not args.quiet else False,
+    )
+    llm = _llm(args.llm, args) if args.llm else None
+    summary = adapt(
+        args.paths, llm=llm, out=args.out, config=config, stage=args.stage, overwrite=args.overwrite
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(summary.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(summary.table() + "\n")
+    return 0
+
+
 # -- check-server ----------------------------------------------------------------------------
 
 
@@ -944,7 +1185,7 @@ class _CliFormatter(logging.Formatter):
 
 
 #: Our loggers that speak at the default verbosity (notes about files, progress summary).
-_CHATTY = ("qwen3_rag.cli", "qwen3_rag.indexing", "qwen3_rag.store")
+_CHATTY = ("qwen3_rag.cli", "qwen3_rag.indexing", "qwen3_rag.store", "qwen3_rag.adapt")
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:

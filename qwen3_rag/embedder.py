@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,9 +44,32 @@ from qwen3_rag.options import (
 )
 from qwen3_rag.remote import RemoteEmbeddingBackend
 
-__all__ = ["DEFAULT_EMBEDDING_MODEL", "Embedder"]
+__all__ = ["DEFAULT_EMBEDDING_MODEL", "Embedder", "embedding_inputs"]
 
 logger = logging.getLogger(__name__)
+
+
+def embedding_inputs(
+    tokenizer: Any, texts: list[str], max_length: int, eos_id: int
+) -> tuple[list[list[int]], int]:
+    """The token ids Qwen3-Embedding reads for each (already formatted) text.
+
+    Each text is cut to ``max_length - 1`` tokens and ends with ``<|endoftext|>``. This is the
+    one tokenization path of the embedding model: :class:`Embedder` and the training code of
+    :mod:`qwen3_rag.adapt` both call it.
+
+    Args:
+        tokenizer: The model's ``tokenizers.Tokenizer`` (truncation and padding off).
+        texts: Texts as the model reads them (queries already formatted with
+            :meth:`Embedder.query_inputs`).
+        max_length: Most tokens per text, the end token included (>= 2).
+        eos_id: The id of ``<|endoftext|>``.
+
+    Returns:
+        ``(token ids per text, how many texts were truncated)``.
+    """
+    sequences, truncated = encode_truncated(tokenizer, texts, max_length - 1)
+    return [[*ids, eos_id] for ids in sequences], truncated
 
 
 @dataclass
@@ -246,6 +270,31 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         """
         return self._embed(check_texts(texts), self._document_instruction(instruction))
 
+    def query_inputs(
+        self, texts: Sequence[str], *, instruction: InstructionLike = None
+    ) -> list[str]:
+        """The exact strings the model reads for these queries (the instruction applied).
+
+        :meth:`embed_queries` embeds exactly these; training code formats with it so that it
+        sees what inference sees.
+
+        Example:
+            >>> Embedder("m", instruction="Find the city").query_inputs(["capital of China?"])
+            ['Instruct: Find the city\\nQuery:capital of China?']
+        """
+        return _formatted(check_texts(texts), self._query_instruction(instruction))
+
+    def document_inputs(
+        self, texts: Sequence[str], *, instruction: InstructionLike = None
+    ) -> list[str]:
+        """The exact strings the model reads for these documents (raw unless symmetric).
+
+        Example:
+            >>> Embedder("m").document_inputs(["Beijing is the capital."])
+            ['Beijing is the capital.']
+        """
+        return _formatted(check_texts(texts), self._document_instruction(instruction))
+
     async def aembed_queries(
         self, texts: Sequence[str], *, instruction: InstructionLike = None
     ) -> np.ndarray:
@@ -307,7 +356,7 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
 
     def _tokenize(self, rt: _EmbeddingRuntime, texts: list[str]) -> list[list[int]]:
         """Token ids per text: text cut to ``max_length - 1`` tokens, then ``<|endoftext|>``."""
-        sequences, truncated = encode_truncated(rt.tokenizer, texts, self.max_length - 1)
+        sequences, truncated = embedding_inputs(rt.tokenizer, texts, self.max_length, rt.eos_id)
         if truncated:
             logger.warning(
                 "%d of %d texts exceeded max_length=%d tokens and were truncated",
@@ -315,7 +364,7 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
                 len(texts),
                 self.max_length,
             )
-        return [[*ids, rt.eos_id] for ids in sequences]
+        return sequences
 
     def _embed(self, texts: list[str], instruction: str | None) -> np.ndarray:
         texts = _formatted(texts, instruction)

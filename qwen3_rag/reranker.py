@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -51,12 +52,43 @@ from qwen3_rag.options import (
 )
 from qwen3_rag.remote import RemoteRerankBackend
 
-__all__ = ["DEFAULT_RERANKER_MODEL", "Reranker"]
+__all__ = ["DEFAULT_RERANKER_MODEL", "NO_TOKEN", "YES_TOKEN", "Reranker", "rerank_inputs"]
 
 logger = logging.getLogger(__name__)
 
+#: The answer tokens whose two LM-head rows give the score.
 YES_TOKEN = "yes"
 NO_TOKEN = "no"
+
+
+def rerank_inputs(
+    tokenizer: Any,
+    bodies: list[str],
+    max_length: int,
+    prefix_ids: list[int],
+    suffix_ids: list[int],
+) -> tuple[list[list[int]], int]:
+    """The token ids Qwen3-Reranker reads for each pair: prefix + body (cut to fit) + suffix.
+
+    This is the one tokenization path of the reranker: :class:`Reranker` and the training code
+    of :mod:`qwen3_rag.adapt` both call it.
+
+    Args:
+        tokenizer: The model's ``tokenizers.Tokenizer`` (truncation and padding off).
+        bodies: Pair bodies from :func:`~qwen3_rag.instructions.format_rerank_body`.
+        max_length: Most tokens per pair, template included.
+        prefix_ids: Token ids of :data:`~qwen3_rag.instructions.RERANK_PREFIX`.
+        suffix_ids: Token ids of :data:`~qwen3_rag.instructions.RERANK_SUFFIX`.
+
+    Returns:
+        ``(token ids per pair, how many bodies were truncated)``.
+
+    Raises:
+        ValueError: If ``max_length`` leaves no room for the body.
+    """
+    budget = rerank_budget(max_length, len(prefix_ids) + len(suffix_ids))
+    sequences, truncated = encode_truncated(tokenizer, bodies, budget)
+    return [[*prefix_ids, *ids, *suffix_ids] for ids in sequences], truncated
 
 
 @dataclass
@@ -304,8 +336,9 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         )
 
     def _tokenize(self, rt: _RerankRuntime, bodies: list[str]) -> list[list[int]]:
-        budget = rerank_budget(self.max_length, len(rt.prefix_ids) + len(rt.suffix_ids))
-        sequences, truncated = encode_truncated(rt.tokenizer, bodies, budget)
+        sequences, truncated = rerank_inputs(
+            rt.tokenizer, bodies, self.max_length, rt.prefix_ids, rt.suffix_ids
+        )
         if truncated:
             logger.warning(
                 "%d of %d query-document pairs exceeded max_length=%d tokens and were truncated",
@@ -313,7 +346,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
                 len(bodies),
                 self.max_length,
             )
-        return [[*rt.prefix_ids, *ids, *rt.suffix_ids] for ids in sequences]
+        return sequences
 
     def _instruction_text(self, instruction: InstructionLike) -> str:
         if instruction is None:

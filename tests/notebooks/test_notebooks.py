@@ -105,3 +105,26 @@ def test_evaluation_notebook_runs(
     assert all("+rerank@10" in line for line in table[6:-1])
     assert len(list((tmp_path / "cache").rglob("*.keys.npy"))) >= 2  # documents, queries
     assert outputs(code[-1]).count("per query:") == 1
+
+
+def test_adapt_notebook_runs(
+    model_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the tiny random model's similarities sit far below the real models' 0.7 (see tests/adapt)
+    monkeypatch.setenv("QWEN3_RAG_ADAPT_THRESHOLD", "0.3")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny models train faster on one thread
+    notebook = run_notebook("adapt.ipynb", tmp_path)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "every code cell ran"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    images = [o for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 1, "the before/after chart is drawn"
+    assert outputs(code[1]).startswith("60 files")
+    table = outputs(code[3])
+    assert "60 passages, 60 with a query" in table and "(verified: max |merged - adapter|" in table
+    assert "nDCG@10: " in table and "The adapted model is" in table
+    assert "kept=" in outputs(code[4]) and "negative:" in outputs(code[4])
+    final = outputs(code[-1]).strip().splitlines()
+    assert len(final) == 4 and final[-1] == "slerp of the LoRA updates"
