@@ -623,11 +623,12 @@ def _ray_step(args: argparse.Namespace, embedder: Any) -> Any:
 
     from qwen3_rag.distributed import init_ray, ray_embed_step
 
-    for name in ("ray", "ray.data"):  # our bar shows progress; Ray's own logs are noise
-        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    level = logging.DEBUG if args.verbose else logging.ERROR  # -v shows Ray's own logs
+    for name in ("ray", "ray.data"):  # our bar shows progress; Ray's notes are noise here
+        logging.getLogger(name).setLevel(level)
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
-        init_ray(args.ray, log_to_driver=bool(args.verbose))
+        init_ray(args.ray, log_to_driver=bool(args.verbose), logging_level=level)
     except ConnectionError as exc:
         raise CliError(
             f"--ray {args.ray}: no Ray cluster answers there ({_one_line(exc)}); drop ADDRESS "
