@@ -291,6 +291,73 @@ def memory_section(settings: Settings, cache: Path, tag: str) -> dict[str, Any]:
     }
 
 
+def e2e_section(
+    settings: Settings, emb_dir: Path, rr_dir: Path, ce_dir: Path, cache: Path, tag: str
+) -> dict[str, Any]:
+    """Indexing a folder and asking questions (``benchmarks.e2e``), ours against the frameworks'."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from qwen3_rag import clear_cache
+
+    st_e2e_dir = models.sentence_transformers_folder(
+        emb_dir, cache / f"embedding-{tag}-st-recipe", QUERY_PROMPT
+    )
+    rtok = AutoTokenizer.from_pretrained(rr_dir, padding_side="left")
+    reference: list[Any] = []
+
+    def official(query: str, texts: list[str]) -> list[float]:
+        clear_cache()  # our models are done by now: room for the reference model
+        if not reference:
+            reference.append(AutoModelForCausalLM.from_pretrained(rr_dir, dtype=torch.float32))
+            reference[0].eval()
+        return official_rerank(rtok, reference[0], query, texts)
+
+    out = e2e.run(settings.e2e, emb_dir, st_e2e_dir, rr_dir, ce_dir, QUERY_PROMPT, official)
+    reference.clear()
+    clear_cache()
+    gc.collect()
+    return out
+
+
+def run_e2e(settings: Settings, cache: Path, output: Path | None) -> dict[str, Any]:
+    """Only the end-to-end sections (``--only e2e``): print them, write ``output`` if given."""
+    import transformers
+
+    started = time.perf_counter()
+    tag = "0.6b" if settings.shape is models.QWEN3_06B else "tiny"
+    emb_dir = models.build(cache / f"embedding-{tag}", "embedding", shape=settings.shape)
+    rr_dir = models.build(cache / f"reranker-{tag}", "reranker", shape=settings.shape, seed=1)
+    ce_dir = models.without_chat_template(rr_dir, cache / f"reranker-{tag}-ce")
+    (ce_dir / "chat_template.jinja").write_text(CE_TEMPLATE)
+    data: dict[str, Any] = {"settings": settings.name}
+    data.update(e2e_section(settings, emb_dir, rr_dir, ce_dir, cache, tag))
+    data["seconds"] = time.perf_counter() - started
+    data["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    data["machine"] = machine()
+    lines, rows = e2e.report(data)
+    text = "\n".join(
+        [
+            "# End to end",
+            "",
+            f"Run: `python -m benchmarks{'' if settings.name == 'full' else ' --' + settings.name}"
+            f" --only e2e` ({data['seconds'] / 60:.1f} min). Machine: {data['machine']}. "
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()) + ".",
+            "",
+            *lines,
+            "| target | measured | |",
+            "|---|---:|---|",
+            *_target_rows(rows),
+            "",
+        ]
+    )
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        output.with_suffix(".json").write_text(json.dumps(data, indent=2))
+    print(text)
+    return data
+
+
 def run_memory(settings: Settings, cache: Path, output: Path | None) -> dict[str, Any]:
     """Only the memory section (``--only memory``): print it, write ``output`` if given."""
     import transformers
@@ -540,22 +607,7 @@ def run(settings: Settings, cache: Path, output: Path) -> dict[str, Any]:
     gc.collect()
 
     # ---- end to end: indexing a folder, asking a question ----
-    st_e2e_dir = models.sentence_transformers_folder(
-        emb_dir, cache / f"embedding-{tag}-st-recipe", QUERY_PROMPT
-    )
-    reference: list[Any] = []
-
-    def official(query: str, texts: list[str]) -> list[float]:
-        clear_cache()  # our models are done by now: room for the reference model
-        if not reference:
-            reference.append(AutoModelForCausalLM.from_pretrained(rr_dir, dtype=torch.float32))
-            reference[0].eval()
-        return official_rerank(rtok, reference[0], query, texts)
-
-    data.update(e2e.run(settings.e2e, emb_dir, st_e2e_dir, rr_dir, ce_dir, QUERY_PROMPT, official))
-    reference.clear()
-    clear_cache()
-    gc.collect()
+    data.update(e2e_section(settings, emb_dir, rr_dir, ce_dir, cache, tag))
 
     # ---- memory ----
     data["memory"] = memory_section(settings, cache, tag)
@@ -760,7 +812,7 @@ def _target_rows(rows: list[tuple[str, float, bool]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry: ``python -m benchmarks [--quick] [--only memory] [--output PATH]``."""
+    """Command line entry: ``python -m benchmarks [--quick] [--only SECTION] [--output PATH]``."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Speed of qwen3_rag vs sentence-transformers vs the official recipe (CPU).",
@@ -769,9 +821,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--only",
-        choices=["memory"],
-        help="run one section only: memory (the peak-memory probes, 8k and 32k-token inputs); "
-        "prints its report and writes it only where --output says",
+        choices=["memory", "e2e"],
+        help="run one section only: memory (the peak-memory probes, 8k and 32k-token inputs) "
+        "or e2e (indexing a folder and asking questions against the LangChain and LlamaIndex "
+        "paths); prints its report and writes it only where --output says",
     )
     parser.add_argument(
         "--output",
@@ -788,6 +841,8 @@ def main(argv: list[str] | None = None) -> int:
         cache = Path(tempfile.mkdtemp(prefix="qwen3-bench-"))
     if args.only == "memory":
         run_memory(settings, cache, args.output)
+    elif args.only == "e2e":
+        run_e2e(settings, cache, args.output)
     else:
         run(settings, cache, args.output or models.ROOT / "RESULTS.md")
     return 0
