@@ -31,6 +31,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger("qwen3_rag.cli")  # also when run as python -m qwen3_rag.cli
 
 EMBED_MODEL_ENV = "QWEN3_RAG_EMBED_MODEL"
+#: Entry-point group of ``--llm`` spec readers (``langchain_qwen3.llm.llm_from_spec``).
+LLM_SPEC_ENTRY_POINTS = "qwen3_rag.llm_spec"
 RERANK_MODEL_ENV = "QWEN3_RAG_RERANK_MODEL"
 EMBED_URL_ENV = "QWEN3_RAG_EMBED_URL"  # = qwen3_rag.remote.EMBED_URL_ENV
 RERANK_URL_ENV = "QWEN3_RAG_RERANK_URL"  # = qwen3_rag.remote.RERANK_URL_ENV
@@ -1049,15 +1052,19 @@ def _llm(spec: str, args: argparse.Namespace) -> Any:
         return TransformersChatLLM(
             str(Path(spec).expanduser()), device=args.device, dtype=args.dtype
         )
+    # The adapter package registers its spec reader as an entry point: the core imports none.
+    readers = list(entry_points(group=LLM_SPEC_ENTRY_POINTS))
     try:
-        import langchain_qwen3
+        if not readers:
+            raise ImportError("no chat-model spec reader is installed")
+        llm_from_spec = readers[0].load()
     except ImportError as exc:
         raise CliError(
             f"--llm {spec}: a chat-model spec needs LangChain: pip install "
             f'"qwen3-rag[langchain]" ({exc})'
         ) from exc
     try:
-        return langchain_qwen3.llm_from_spec(spec)
+        return llm_from_spec(spec)
     except ImportError as exc:
         raise CliError(f"--llm {spec}: {_one_line(exc)}") from exc
     except ValueError as exc:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("qwen3_rag", "langchain_qwen3", "llamaindex_qwen3")
-FRAMEWORKS = ("langchain", "langchain_core", "langchain_classic", "llama_index", "pydantic")
+FRAMEWORKS = (
+    "langchain",
+    "langchain_core",
+    "langchain_classic",
+    "llama_index",
+    "pydantic",
+    "langchain_qwen3",
+    "llamaindex_qwen3",
+)
 
 
 def _modules() -> set[str]:

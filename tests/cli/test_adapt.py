@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import langchain_qwen3
+import langchain_qwen3.llm
 from qwen3_rag import clear_cache, cli
 from tests.adapt.conftest import single_thread
 from tests.adapt.fakes import FakeLLM, write_corpus
@@ -29,14 +29,15 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture
 def fake_spec(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """``--llm fake:model`` resolves, through langchain_qwen3.llm_from_spec, to the fake LLM."""
+    """``--llm fake:model`` resolves, through the ``qwen3_rag.llm_spec`` entry point
+    (``langchain_qwen3.llm.llm_from_spec``), to the fake LLM."""
     asked: list[str] = []
 
     def from_spec(spec: str) -> FakeLLM:
         asked.append(spec)
         return FakeLLM()
 
-    monkeypatch.setattr(langchain_qwen3, "llm_from_spec", from_spec)
+    monkeypatch.setattr(langchain_qwen3.llm, "llm_from_spec", from_spec)
     return asked
 
 
