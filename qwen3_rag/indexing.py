@@ -290,7 +290,10 @@ class Chunker:
         """
         from qwen3_rag.batching import repaired
 
-        text = repaired([text])[0]
+        return self._split(repaired([text])[0])
+
+    def _split(self, text: str) -> list[tuple[int, str]]:
+        """:meth:`split` of text already well-formed."""
         return [(int(start), piece) for start, piece in self._split_indices(text)]
 
     def chunks(
@@ -303,8 +306,8 @@ class Chunker:
         """
         from qwen3_rag.batching import repaired
 
-        text = repaired([text])[0]
-        pieces = self.split(text)
+        text = repaired([text])[0]  # once: the offsets below count in this text
+        pieces = self._split(text)
         out: list[Chunk] = []
         line, seen = 1, 0
         for i, (start, piece) in enumerate(pieces):
