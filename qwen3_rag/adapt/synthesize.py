@@ -381,7 +381,10 @@ def synthesize(
                 if not pending:
                     break
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
+                # write every passage that finished before raising any error among them (an
+                # interruption in one thread must not drop a query another thread already made)
+                failed = [f for f in finished if f.exception() is not None]
+                for future in finished - set(failed):
                     outcome = future.result()
                     report.llm_calls += outcome.calls
                     report.failures.update(outcome.failures)
@@ -391,6 +394,8 @@ def synthesize(
                         out.write(outcome.record)
                         report.made += 1
                     bar.update(1)
+                if failed:
+                    failed[0].result()  # raises the error
         except BaseException:
             for future in pending:
                 future.cancel()
