@@ -489,12 +489,28 @@ def run(
     with tempfile.TemporaryDirectory(prefix="qwen3-e2e-") as tmp:
         work = Path(tmp)
         indexing, db = run_indexing(work, emb_dir, peers, s)
+        for name, r in indexing["paths"].items():  # in the log as soon as measured
+            logger.info(
+                "indexed with %s: %.1f s, %.1f%% outside the model, %d chunks",
+                name,
+                r["seconds"],
+                100 * (1 - r["model_seconds"] / r["seconds"]),
+                r["chunks"],
+            )
         stored = chroma_client(db).get_collection("docs")
         sample = (stored.get(limit=8, include=["documents"])["documents"]) or []
         indexing["fidelity"] = embedding_fidelity(
             emb_dir, peers, list(sample), QUESTIONS[: s.queries]
         )
         questions = run_questions(db, emb_dir, rr_dir, ce_dir, peers, s, official)
+        for name, p50 in questions["p50_s"].items():
+            logger.info(
+                "asked with %s: p50 %.2f s, p95 %.2f s, max score diff %.1e",
+                name,
+                p50,
+                questions["p95_s"][name],
+                questions["max_abs_score_diff"][name],
+            )
     del peers
     gc.collect()
     return {"indexing": indexing, "questions": questions}
