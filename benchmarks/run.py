@@ -805,7 +805,7 @@ def report(d: dict[str, Any]) -> str:
 def _target_rows(rows: list[tuple[str, float, bool]]) -> list[str]:
     out = []
     for name, value, ok in rows:
-        unit = "" if "within" in name else "%" if "outside" in name else "x"
+        unit = "" if "within" in name else "%" if "outside" in name or "re-index" in name else "x"
         shown = f"{value:.1%}" if unit == "%" else f"{value:.3g}{unit}"
         out.append(f"| {name} | {shown} | {_target(ok)} |")
     return out

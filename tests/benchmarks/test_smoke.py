@@ -43,6 +43,8 @@ def test_benchmark_cli_tiny_mode_writes_results(tmp_path: Path) -> None:
         assert f"| {path} |" in text
     for path in ("ours (LangChain)", "ours (LlamaIndex)", "LangChain CrossEncoderReranker"):
         assert f"| {path} |" in text
+    assert "## Re-indexing after editing one paragraph" in text
+    assert "| re-index after one edit: chunks embedded <= 10 % of scratch |" in text
     assert "## Targets (issue 14)" in text
     assert "| ours |" in text and "| official |" in text
     assert "| embedder | 64 |" in text and "| reranker | 64 |" in text  # one-long-input probes
