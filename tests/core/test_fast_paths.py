@@ -145,6 +145,22 @@ def test_int8_rerank_keeps_the_order(tiny_reranker_dir: Path) -> None:
     assert int(np.argmax(exact)) == int(np.argmax(approx))
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_int8_warns_where_the_cpu_makes_it_slower(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fast: bool
+) -> None:
+    pytest.importorskip("torchao")
+    from qwen3_rag import loading
+
+    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: fast)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert loading.fast_int8_cpu() is fast
+    with caplog.at_level("WARNING", logger="qwen3_rag.loading"):
+        loading.quantize_int8(torch.nn.Sequential(torch.nn.Linear(32, 16)))
+    warned = [r for r in caplog.records if "VNNI" in r.getMessage()]
+    assert len(warned) == (0 if fast else 1)
+
+
 def test_quantize_is_validated_and_part_of_the_cache_key(tiny_embedding_dir: Path) -> None:
     with pytest.raises(ValueError, match="quantize"):
         Embedder(str(tiny_embedding_dir), device="cpu", quantize="int4")
