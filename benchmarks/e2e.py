@@ -193,23 +193,29 @@ def index_ours(folder: Path, db: Path, emb_dir: Path, s: E2ESettings) -> None:
     """``qwen3-rag index FOLDER`` into a fresh store."""
     from qwen3_rag import cli
 
-    status = cli.main(
-        [
-            "index",
-            str(folder),
-            "--db",
-            str(db),
-            "--embed-model",
-            str(emb_dir),
-            "--device",
-            "cpu",
-            "--chunk-size",
-            str(s.chunk_size),
-            "--chunk-overlap",
-            str(s.chunk_overlap),
-            "--quiet",
-        ]
-    )
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]  # the CLI sets up logging for its process
+    try:
+        status = cli.main(
+            [
+                "index",
+                str(folder),
+                "--db",
+                str(db),
+                "--embed-model",
+                str(emb_dir),
+                "--device",
+                "cpu",
+                "--chunk-size",
+                str(s.chunk_size),
+                "--chunk-overlap",
+                str(s.chunk_overlap),
+                "--quiet",
+            ]
+        )
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
     if status != 0:
         raise RuntimeError(f"qwen3-rag index exited with {status}")
 
