@@ -12,11 +12,12 @@ Example:
 LangChain classes live in ``langchain_qwen3``, LlamaIndex classes in ``llamaindex_qwen3``.
 """
 
+from qwen3_rag._version import __version__
 from qwen3_rag.embedder import Embedder
+from qwen3_rag.errors import ModelKindError, ModelLoadError, Qwen3RagError, RemoteError
 from qwen3_rag.instructions import PRESETS, Preset
 from qwen3_rag.loading import (
     ModelKey,
-    ModelLoadError,
     clear_cache,
     loaded_models,
     tune_cpu_threads,
@@ -33,6 +34,7 @@ from qwen3_rag.options import (
 from qwen3_rag.reranker import Reranker
 
 __all__ = [
+    "__version__",
     "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_RERANKER_MODEL",
     "PRESETS",
@@ -42,13 +44,14 @@ __all__ = [
     "EmbedderOptions",
     "InstructionLike",
     "ModelKey",
+    "ModelKindError",
     "ModelLoadError",
     "Preset",
+    "Qwen3RagError",
+    "RemoteError",
     "Reranker",
     "RerankerOptions",
     "clear_cache",
     "loaded_models",
     "tune_cpu_threads",
 ]
-
-__version__ = "0.2.0"

@@ -35,6 +35,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qwen3_rag.errors import Qwen3RagError
+
 from qwen3_rag.store import CHROMA_URL_ENV, DEFAULT_COLLECTION, DEFAULT_DB
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ LOCAL = "local"
 EXIT_DIFFERENT = 3
 
 
-class CliError(Exception):
+class CliError(Qwen3RagError):
     """An error the user can fix; printed as one line, exit status 1."""
 
 

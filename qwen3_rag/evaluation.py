@@ -64,6 +64,7 @@ import torch
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from qwen3_rag._files import iter_jsonl, save_array, write_json, write_text
 from qwen3_rag.embedder import Embedder
 from qwen3_rag.instructions import PRESETS, Preset, format_query, resolve_instruction
 from qwen3_rag.options import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANKER_MODEL, MIN_DIMENSIONS
@@ -281,23 +282,9 @@ class Dataset:
         )
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(value, dict):
-                raise ValueError(f"{path}, line {number}: expected a JSON object")
-            yield number, value
-
-
 def _records(path: Path, with_title: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for number, value in _jsonl(path):
+    for number, value in iter_jsonl(path):
         if "_id" not in value or not isinstance(value.get("text"), str):
             raise ValueError(f"{path}, line {number}: needs an '_id' and a 'text' string")
         key = str(value["_id"])
@@ -654,19 +641,6 @@ def _text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
-def _atomic_save(path: Path, array: NDArray[Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class VectorCache:
     """Embedding vectors on disk, one folder per model setting, keyed by the exact input text.
 
@@ -759,15 +733,11 @@ class VectorCache:
         folder.mkdir(parents=True, exist_ok=True)
         meta = folder / "meta.json"
         if not meta.exists():
-            data = json.dumps(_model_key(embedder), indent=2, sort_keys=True).encode()
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".meta.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, meta)
+            write_json(meta, _model_key(embedder), sort_keys=True)
         shard = uuid.uuid4().hex
         keys = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(len(hashes), 32)
-        _atomic_save(folder / f"{shard}.vectors.npy", np.ascontiguousarray(vectors, np.float32))
-        _atomic_save(folder / f"{shard}.keys.npy", keys)
+        save_array(folder / f"{shard}.vectors.npy", np.ascontiguousarray(vectors, np.float32))
+        save_array(folder / f"{shard}.keys.npy", keys)
 
 
 # -- exact search ----------------------------------------------------------------------------
@@ -1302,17 +1272,12 @@ def write_run(
     """
     target = Path(path)
     tag = re.sub(r"\s+", "_", name.strip()) or "run"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for qid, ranked in run.items():
-                for rank, (did, score) in enumerate(ranked, start=1):
-                    f.write(f"{qid} Q0 {did} {rank} {float(score)!r} {tag}\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    lines = (
+        f"{qid} Q0 {did} {rank} {float(score)!r} {tag}\n"
+        for qid, ranked in run.items()
+        for rank, (did, score) in enumerate(ranked, start=1)
+    )
+    write_text(target, "".join(lines))
     return target
 
 

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import torch
 
+from qwen3_rag.errors import ModelLoadError
 from qwen3_rag.options import QUANTIZATIONS, DeviceLike, DTypeLike, check_model
 
 __all__ = [
@@ -67,10 +68,6 @@ _DTYPES: dict[str, torch.dtype] = {
     "half": torch.float16,
 }
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-
-
-class ModelLoadError(OSError):
-    """A model or tokenizer could not be found or loaded; the message says what to try."""
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ from qwen3_rag.instructions import (
     format_rerank_document,
     format_rerank_query,
 )
+from qwen3_rag.errors import RemoteError
 from qwen3_rag.loading import ModelLoadError, ModelSource, load_fast_tokenizer, shared
 from qwen3_rag.options import (
     DEFAULT_MAX_LENGTH,
@@ -135,33 +136,6 @@ MAX_CONCURRENT_REQUESTS = 4
 _ROUND_TRIP_SLACK = 8
 
 
-class RemoteError(OSError):
-    """A model server could not be reached, or refused or failed a request.
-
-    The message names the server's URL and what to change (the URL, the API key variable,
-    the timeout ...).
-
-    Attributes:
-        url: The URL the request went to.
-        status: The HTTP status of the answer, or ``None`` when there was none.
-        server_message: What the server said, if anything.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str | None = None,
-        status: int | None = None,
-        server_message: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
-        self.server_message = server_message
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def _httpx() -> Any:

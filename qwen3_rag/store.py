@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qwen3_rag.errors import Qwen3RagError
+
 if TYPE_CHECKING:
     from qwen3_rag.chroma import Qwen3EmbeddingFunction
     from qwen3_rag.reranker import Reranker
@@ -80,7 +82,7 @@ CHROMA_PORT = 8000
 VECTOR_SETTINGS = ("model", "revision", "dimensions", "instruction")
 
 
-class StoreError(ValueError):
+class StoreError(Qwen3RagError, ValueError):
     """A store or collection cannot be used as asked; the message says what to change."""
 
 

@@ -24,7 +24,7 @@ MODULES = [
     "qwen3_rag.indexing",
     "qwen3_rag.evaluation",
     "qwen3_rag.adapt",
-    "qwen3_rag.adapt._io",
+    "qwen3_rag._files",
     "qwen3_rag.adapt.data",
     "qwen3_rag.adapt.filtering",
     "qwen3_rag.adapt.llm",

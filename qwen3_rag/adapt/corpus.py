@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qwen3_rag.adapt._io import read_jsonl, write_jsonl
+from qwen3_rag._files import read_jsonl, write_jsonl
 from qwen3_rag.indexing import Chunker, file_hash, read_text, walk
 
 __all__ = ["Passage", "chunk_corpus", "read_passages", "split_into_chunks", "write_passages"]

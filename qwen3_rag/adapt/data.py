@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qwen3_rag.adapt._io import read_jsonl, write_jsonl, write_text
+from qwen3_rag._files import read_jsonl, write_jsonl, write_text
 from qwen3_rag.adapt.corpus import Passage
 
 __all__ = [

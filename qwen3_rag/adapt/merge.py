@@ -38,10 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qwen3_rag.errors import Qwen3RagError
+
 import numpy as np
 import torch
 
-from qwen3_rag.adapt._io import write_json
+from qwen3_rag._files import replace_folder, write_json
 from qwen3_rag.adapt.train import AdaptedModel, require_peft
 from qwen3_rag.embedder import Embedder
 from qwen3_rag.instructions import InstructionLike
@@ -70,7 +72,7 @@ SAME = 1e-4
 CHANGED = 1e-3
 
 
-class MergeError(RuntimeError):
+class MergeError(Qwen3RagError, RuntimeError):
     """A merged model failed verification; nothing was written."""
 
 
@@ -344,12 +346,12 @@ def merge_checkpoints(
     name, tensors = _combine(adapted, names, t)
     reference = _outputs_in_place(adapted, probes)
     merged = adapted.peft_model.merge_and_unload(adapter_names=[name])
-    tmp = target.parent / f".{target.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    measured: dict[str, float] = {}
+
+    def build(tmp: Path) -> None:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         load_tokenizer(adapted.source).save_pretrained(str(tmp))
-        gap, change = verify_model_folder(
+        measured["gap"], measured["change"] = verify_model_folder(
             tmp,
             base_model=base_model,
             reference=reference,
@@ -367,17 +369,14 @@ def merge_checkpoints(
                 "checkpoints": [str(f) for f in folders],
                 "t": t,
                 "tensors": tensors,
-                "max_gap_to_adapter": gap,
-                "max_change_from_base": change,
+                "max_gap_to_adapter": measured["gap"],
+                "max_change_from_base": measured["change"],
             },
         }
         write_json(tmp / METADATA_FILE, info)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    replace_folder(target, build)
+    gap, change = measured["gap"], measured["change"]
     logger.info(
         "merged %d checkpoint(s) into %s (max gap to the adapter %.2g, change from base %.2g)",
         len(folders),

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from qwen3_rag.adapt import data as data_mod
-from qwen3_rag.adapt._io import read_jsonl, write_json, write_jsonl
+from qwen3_rag._files import read_jsonl, save_array, write_json, write_jsonl
 from qwen3_rag.adapt.corpus import Passage, chunk_corpus, read_passages, write_passages
 from qwen3_rag.adapt.filtering import filter_pairs
 from qwen3_rag.adapt.llm import LLM
@@ -412,11 +412,7 @@ class _Run:
             vectors = np.load(cached)
         else:
             vectors = emb.embed_documents([p.text for p in passages])
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_name(f".{cached.name}.tmp")
-            with partial.open("wb") as f:
-                np.save(f, vectors)
-            os.replace(partial, cached)  # an interrupted write leaves no half file behind
+            save_array(cached, vectors)  # an interrupted write leaves no half file behind
         return {p.id: vectors[i] for i, p in enumerate(passages)}
 
     # stages

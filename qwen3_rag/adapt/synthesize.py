@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwen3_rag.errors import Qwen3RagError
+
 from tqdm.auto import tqdm
 
-from qwen3_rag.adapt._io import JsonlWriter, read_jsonl
+from qwen3_rag._files import JsonlWriter, read_jsonl
 from qwen3_rag.adapt.corpus import Passage
 from qwen3_rag.adapt.llm import LLM
 from qwen3_rag.options import check_positive_int
@@ -105,7 +107,7 @@ _THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
 _FENCE = re.compile(r"^```(?:json|JSON)?\s*\n?(.*?)\n?```$", re.DOTALL)
 
 
-class ReplyError(ValueError):
+class ReplyError(Qwen3RagError, ValueError):
     """An LLM reply that is not the JSON asked for; ``reason`` says how, for the counts."""
 
     def __init__(self, reason: str, detail: str) -> None:

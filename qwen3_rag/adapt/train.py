@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
-from qwen3_rag.adapt._io import write_json
+from qwen3_rag._files import replace_folder, write_json
 from qwen3_rag.adapt.data import Triplet
 from qwen3_rag.adapt.losses import DEFAULT_MARGIN, DEFAULT_TEMPERATURE, info_nce, yes_no_loss
 from qwen3_rag.embedder import Embedder, embedding_inputs
@@ -392,17 +392,17 @@ def _save(
     state: dict[str, Any],
 ) -> Path:
     target = folder / f"{CHECKPOINT_PREFIX}{epoch:03d}"
-    tmp = folder / f".{target.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.peft_model.save_pretrained(str(tmp), safe_serialization=True)
-    (tmp / "README.md").unlink(missing_ok=True)  # peft's model card template
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-        tmp / OPTIMIZER_FILE,
-    )
-    write_json(tmp / STATE_FILE, state)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+
+    def build(tmp: Path) -> None:
+        model.peft_model.save_pretrained(str(tmp), safe_serialization=True)
+        (tmp / "README.md").unlink(missing_ok=True)  # peft's model card template
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            tmp / OPTIMIZER_FILE,
+        )
+        write_json(tmp / STATE_FILE, state)
+
+    replace_folder(target, build)
     return target
 
 

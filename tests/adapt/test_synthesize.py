@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen3_rag.adapt._io import read_jsonl
+from qwen3_rag._files import read_jsonl
 from qwen3_rag.adapt.corpus import Passage
 from qwen3_rag.adapt.synthesize import (
     DIFFICULTIES,

@@ -1,0 +1,79 @@
+"""The package's own errors, under one root.
+
+Every error the package raises on purpose derives from :class:`Qwen3RagError`, and also from
+the built-in class it has always been (``OSError``, ``ValueError``, ``RuntimeError``), so code
+that catches those keeps working.
+
+Example:
+    >>> from qwen3_rag import Embedder, Qwen3RagError
+    >>> try:
+    ...     Embedder("/no/such/folder").embed_query("hi")
+    ... except Qwen3RagError as exc:
+    ...     print(type(exc).__name__)
+    ModelLoadError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ModelKindError",
+    "ModelLoadError",
+    "Qwen3RagError",
+    "RemoteError",
+]
+
+
+class Qwen3RagError(Exception):
+    """The root of the errors qwen3-rag raises on purpose; the message says what to change."""
+
+
+class ModelLoadError(Qwen3RagError, OSError):
+    """A model or tokenizer could not be found or loaded; the message says what to try."""
+
+
+class ModelKindError(ModelLoadError, ValueError):
+    """A checkpoint of the wrong kind: an embedding model given to the reranker, or the reverse.
+
+    Attributes:
+        model: The model that was given.
+        expected: ``"embedding"`` or ``"reranker"``: the kind the class needs.
+        found: What the checkpoint is (``"reranker"``, ``"embedding"``, ...).
+    """
+
+    def __init__(self, message: str, *, model: str, expected: str, found: str) -> None:
+        super().__init__(message)
+        self.model = model
+        self.expected = expected
+        self.found = found
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class RemoteError(Qwen3RagError, OSError):
+    """A model server could not be reached, refused or failed a request, or answered wrongly.
+
+    The message names the server's URL and what to change (the URL, the API key variable,
+    the timeout ...).
+
+    Attributes:
+        url: The URL the request went to.
+        status: The HTTP status of the answer, or ``None`` when there was none.
+        server_message: What the server said, if anything.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        server_message: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.server_message = server_message
+
+    def __str__(self) -> str:
+        return str(self.args[0])
