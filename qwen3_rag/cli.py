@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qwen3_rag.errors import Qwen3RagError
-
 from qwen3_rag.store import CHROMA_URL_ENV, DEFAULT_COLLECTION, DEFAULT_DB
 
 if TYPE_CHECKING:

@@ -80,6 +80,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from qwen3_rag.batching import encode_cut, repaired, rerank_budget
+from qwen3_rag.errors import RemoteError
 from qwen3_rag.instructions import (
     RERANK_PREFIX,
     RERANK_SUFFIX,
@@ -87,7 +88,6 @@ from qwen3_rag.instructions import (
     format_rerank_document,
     format_rerank_query,
 )
-from qwen3_rag.errors import RemoteError
 from qwen3_rag.loading import ModelLoadError, ModelSource, load_fast_tokenizer, shared
 from qwen3_rag.options import (
     DEFAULT_MAX_LENGTH,
@@ -134,8 +134,6 @@ MAX_RETRY_AFTER_SECONDS = 30.0
 MAX_CONCURRENT_REQUESTS = 4
 #: Trailing tokens a truncated text may lose so that its text tokenizes back exactly.
 _ROUND_TRIP_SLACK = 8
-
-
 
 
 def _httpx() -> Any:

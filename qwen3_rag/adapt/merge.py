@@ -32,13 +32,10 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from qwen3_rag.errors import Qwen3RagError
 
 import numpy as np
 import torch
@@ -46,6 +43,7 @@ import torch
 from qwen3_rag._files import replace_folder, write_json
 from qwen3_rag.adapt.train import AdaptedModel, require_peft
 from qwen3_rag.embedder import Embedder
+from qwen3_rag.errors import Qwen3RagError
 from qwen3_rag.instructions import InstructionLike
 from qwen3_rag.loading import clear_cache, load_tokenizer
 from qwen3_rag.options import DEFAULT_MAX_LENGTH

@@ -54,8 +54,8 @@ from typing import Any
 
 import numpy as np
 
-from qwen3_rag.adapt import data as data_mod
 from qwen3_rag._files import read_jsonl, save_array, write_json, write_jsonl
+from qwen3_rag.adapt import data as data_mod
 from qwen3_rag.adapt.corpus import Passage, chunk_corpus, read_passages, write_passages
 from qwen3_rag.adapt.filtering import filter_pairs
 from qwen3_rag.adapt.llm import LLM

@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qwen3_rag.errors import Qwen3RagError
-
 from tqdm.auto import tqdm
 
 from qwen3_rag._files import JsonlWriter, read_jsonl
 from qwen3_rag.adapt.corpus import Passage
 from qwen3_rag.adapt.llm import LLM
+from qwen3_rag.errors import Qwen3RagError
 from qwen3_rag.options import check_positive_int
 
 __all__ = [

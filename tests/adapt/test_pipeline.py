@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from qwen3_rag._files import read_jsonl
 from qwen3_rag.adapt import STAGES, adapt
 from qwen3_rag.adapt import pipeline as pipeline_mod
-from qwen3_rag._files import read_jsonl
 from qwen3_rag.adapt.data import read_triplets
 from tests.adapt.conftest import run_settings
 from tests.adapt.fakes import FakeLLM, write_corpus
