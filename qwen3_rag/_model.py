@@ -11,15 +11,17 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import torch
 
 from qwen3_rag import _forward
+from qwen3_rag.identity import ModelIdentity, check_kind, weights_id
 from qwen3_rag.loading import (
     ModelKey,
     ModelSource,
     check_quantize,
+    load_config,
     load_fast_tokenizer,
     load_pretrained,
     quantize_int8,
@@ -69,6 +71,8 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
 
     #: Which kind of model this is, part of the shared-cache key.
     kind: ClassVar[str]
+    #: The checkpoint kind this class needs (see :func:`qwen3_rag.identity.check_kind`).
+    checkpoint_kind: ClassVar[Literal["embedding", "reranker"]]
     #: The model server this object sends to (``base_url`` set), or ``None`` (local weights).
     remote: RemoteBackend | None = None
 
@@ -132,6 +136,48 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
         return ModelKey(self.kind, self.source, self.device, self.dtype, self.quantize)
 
     @property
+    def precision(self) -> str:
+        """What the weights compute in: ``"float32"``, ``"bfloat16"``, ``"float16"``, ``"int8"``."""
+        if self.remote is not None:
+            return "unknown"  # the server's own
+        return self.quantize or str(self.dtype).removeprefix("torch.")
+
+    def identity(self) -> ModelIdentity:
+        """Which weights, engine and precision this object computes with.
+
+        Vectors (or scores) from objects with equal identities are the same; the indexer,
+        the collections, the evaluation cache and adapt key what they store on it. Computed
+        afresh at each call (milliseconds: see :mod:`qwen3_rag.identity`), so weights
+        replaced under the same path are seen. Also refuses a checkpoint of the wrong kind.
+
+        Returns:
+            The :class:`~qwen3_rag.identity.ModelIdentity`.
+
+        Raises:
+            qwen3_rag.ModelKindError: If the checkpoint is of the other kind (an embedding
+                model given to the reranker, or the reverse).
+            qwen3_rag.ModelLoadError: If the model cannot be found.
+
+        Example:
+            >>> from qwen3_rag import Embedder
+            >>> print(Embedder("Qwen/Qwen3-Embedding-0.6B").identity())  # doctest: +SKIP
+            hub:c54f2e6e80b2d7b7de06f51cec4959f9b3e03418 (torch, float32)
+        """
+        engine = "server" if self.remote is not None else "torch"
+        if self.remote is None:
+            self.source.check()
+        weights = weights_id(self.source)
+        if weights is None and self.remote is None:
+            load_config(self.source)  # brings a hub snapshot into the cache (config only)
+            weights = weights_id(self.source)
+        if weights is None:  # a served name, or a hub setup without a local cache
+            rev = f"@{self.source.revision}" if self.source.revision else ""
+            weights = f"{'served' if self.remote is not None else 'hub'}:{self.source.model}{rev}"
+        elif self.remote is None:
+            check_kind(self.source, self.checkpoint_kind)
+        return ModelIdentity(weights, engine, self.precision)
+
+    @property
     def base_url(self) -> str | None:
         """The model server's URL, or ``None`` when the model runs on local weights."""
         return self.options.base_url
@@ -169,7 +215,9 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
     def _load(self, auto_class: Any) -> tuple[Any, Any]:
         """The private tokenizer and ``auto_class.from_pretrained(...)`` for this object."""
         tokenizer = load_fast_tokenizer(self.source)
-        return tokenizer, load_pretrained(auto_class, self.source, self.device, self.dtype)
+        model = load_pretrained(auto_class, self.source, self.device, self.dtype)
+        check_kind(self.source, self.checkpoint_kind)  # the files are local now, hub ones too
+        return tokenizer, model
 
     def _prepare(self, decoder: Any, pad_id: int) -> bool:
         """Quantize ``decoder`` if asked, then decide whether the lean forward applies.

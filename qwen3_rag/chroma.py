@@ -22,18 +22,25 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from qwen3_rag.embedder import Embedder
+from qwen3_rag.errors import IdentityMismatchError
+from qwen3_rag.identity import ModelIdentity
 from qwen3_rag.instructions import PRESETS, Preset
 from qwen3_rag.loading import ModelSource
 from qwen3_rag.options import DEFAULT_EMBEDDING_MODEL, DeviceLike, DTypeLike, InstructionLike
 
-__all__ = ["EMBEDDING_FUNCTION_NAME", "Qwen3EmbeddingFunction"]
+__all__ = ["EMBEDDING_FUNCTION_NAME", "Qwen3EmbeddingFunction", "check_identity"]
+
+logger = logging.getLogger(__name__)
 
 #: The name the function is registered and persisted under in chromadb.
 EMBEDDING_FUNCTION_NAME = "qwen3_rag"
@@ -46,7 +53,45 @@ _CONFIG_KEYS = {
     "revision",
     "base_url",
     "api_key_env",
+    "identity",
 }
+
+
+def check_identity(
+    name: str, stored: ModelIdentity, now: ModelIdentity, model: str, *, adding: bool
+) -> None:
+    """Refuse vectors of ``now`` beside vectors of ``stored`` when they are not comparable.
+
+    Different weights are refused for questions and documents alike. A different precision
+    is refused for documents (the collection would hold vectors of two precisions) and
+    logged for questions (a question embedded in another precision still finds the right
+    neighbours, only its scores move by rounding).
+
+    Args:
+        name: The collection.
+        stored: The identity its vectors were made with.
+        now: The identity of the model at hand.
+        model: The model's name or folder, for the message.
+        adding: Whether documents are being added (else a question is embedded).
+
+    Raises:
+        IdentityMismatchError: If the vectors would not be comparable.
+    """
+    changes = stored.changes(now)
+    if not changes:
+        return
+    if not adding and all(c.startswith("precision") for c in changes):
+        logger.info("collection %r: questions embedded in %s", name, "; ".join(changes))
+        return
+    raise IdentityMismatchError(
+        f"collection {name!r} was indexed by other weights than {model} holds now "
+        f"({'; '.join(changes)}): its vectors would not match new ones. Rebuild it with the "
+        f"model at hand (qwen3-rag index --rebuild, or index_paths(..., rebuild=True)), or "
+        f"use the weights it was indexed with",
+        collection=name,
+        stored=stored,
+        now=now,
+    )
 
 
 def _persisted_model(model: str) -> str:
@@ -91,6 +136,11 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             ``base_url=None``) later is safe.
         api_key_env: Environment variable holding the server's API key; the name is
             persisted, never the key.
+        identity: The :class:`~qwen3_rag.identity.ModelIdentity` the collection's vectors
+            were made with (persisted; the indexer records it). Before its first vector the
+            function checks the model at hand against it and raises
+            :class:`~qwen3_rag.errors.IdentityMismatchError` when the weights differ (see
+            :func:`check_identity`).
         **embedder_kwargs: Other :class:`Embedder` arguments (``batch_size``, ``max_length``,
             ``cache_dir``, ``local_files_only``, ``timeout`` ...), not persisted.
 
@@ -114,8 +164,14 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         revision: str | None = None,
         base_url: str | None = None,
         api_key_env: str | None = None,
+        identity: ModelIdentity | Mapping[str, Any] | None = None,
         **embedder_kwargs: Any,
     ) -> None:
+        self.identity = (
+            ModelIdentity.from_dict(identity) if isinstance(identity, Mapping) else identity
+        )
+        self._checked: set[bool] = set()  # adding (True) / asking (False), once each
+        self._check_lock = threading.Lock()
         self.embedder = Embedder(
             model,
             instruction=instruction,
@@ -139,7 +195,11 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
 
         Returns:
             One float32 vector per document.
+
+        Raises:
+            IdentityMismatchError: If the collection's vectors were made by other weights.
         """
+        self._check(adding=True)
         return list(self.embedder.embed_documents(input))
 
     def embed_query(self, input: Documents) -> Embeddings:
@@ -150,8 +210,24 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
 
         Returns:
             One float32 vector per query.
+
+        Raises:
+            IdentityMismatchError: If the collection's vectors were made by other weights.
         """
+        self._check(adding=False)
         return list(self.embedder.embed_queries(input))
+
+    def _check(self, *, adding: bool) -> None:
+        """Compare the model at hand with the persisted identity, once per direction."""
+        if self.identity is None or adding in self._checked:
+            return
+        with self._check_lock:
+            if adding not in self._checked:
+                now = self.embedder.identity()
+                check_identity(
+                    "(this collection)", self.identity, now, self.embedder.model, adding=adding
+                )
+                self._checked.add(adding)
 
     @staticmethod
     def name() -> str:
@@ -189,6 +265,8 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             value = getattr(self.embedder.options, key)
             if value is not None:
                 config[key] = value
+        if self.identity is not None:
+            config["identity"] = self.identity.to_dict()
         return config
 
     @staticmethod
@@ -218,6 +296,7 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             revision=config.get("revision"),
             base_url=config.get("base_url"),
             api_key_env=config.get("api_key_env"),
+            identity=config.get("identity"),
         )
 
     @staticmethod
@@ -239,6 +318,11 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             value = config.get(key)
             if value is not None and not isinstance(value, str):
                 raise ValueError(f"qwen3_rag embedding config: {key}={value!r} is not a string")
+        identity = config.get("identity")
+        if identity is not None:
+            if not isinstance(identity, Mapping):
+                raise ValueError(f"qwen3_rag embedding config: identity={identity!r} is not a dict")
+            ModelIdentity.from_dict(identity)
 
     def validate_config_update(
         self, old_config: dict[str, Any], new_config: dict[str, Any]
@@ -246,8 +330,15 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         """Refuse changes that would make stored vectors incomparable with new ones.
 
         Raises:
-            ValueError: If the update changes the model, revision or dimensions.
+            ValueError: If the update changes the model, revision, dimensions or a recorded
+                identity (recording one where none was is allowed).
         """
+        old = old_config.get("identity")
+        if old is not None and new_config.get("identity", old) != old:
+            raise ValueError(
+                "cannot change the identity of a qwen3_rag collection's weights: its stored "
+                "vectors would no longer match; rebuild the collection instead"
+            )
         for key in ("model", "revision", "dimensions"):
             if key in new_config and new_config[key] != old_config.get(key):
                 raise ValueError(

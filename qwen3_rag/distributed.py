@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qwen3_rag.options import check_positive_int
+
 if TYPE_CHECKING:
     from qwen3_rag import Embedder
     from qwen3_rag.options import EmbedderOptions
@@ -180,10 +182,8 @@ def embed_dataset(
     """
     ray = _ray()
     for name, value in (("concurrency", concurrency), ("batch_size", batch_size)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if value is not None:
+            check_positive_int(value, name)
     columns = dataset.columns(fetch_if_missing=False)
     if columns is not None and text_column not in columns:
         raise ValueError(f"text_column {text_column!r} is not a column of the dataset: {columns}")
@@ -221,10 +221,8 @@ class RayEmbedStep:
         max_restarts: int | None = None,
     ) -> None:
         self._ray = _ray()
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be an int >= 1, got {window!r}")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        check_positive_int(window, "window")
+        check_positive_int(concurrency, "concurrency")
         self.embedder = embedder
         self.concurrency = concurrency
         self.num_cpus = num_cpus

@@ -144,6 +144,7 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
     """
 
     kind = "embedder"
+    checkpoint_kind = "embedding"
 
     def __init__(
         self,

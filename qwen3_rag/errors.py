@@ -15,11 +15,15 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "IdentityMismatchError",
     "ModelKindError",
     "ModelLoadError",
     "Qwen3RagError",
     "RemoteError",
+    "StoreError",
 ]
 
 
@@ -77,3 +81,23 @@ class RemoteError(Qwen3RagError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class StoreError(Qwen3RagError, ValueError):
+    """A store or collection cannot be used as asked; the message says what to change."""
+
+
+class IdentityMismatchError(StoreError):
+    """Stored vectors were made by other weights (or another precision) than the model at hand.
+
+    Attributes:
+        collection: The collection (or cache) whose vectors were made by ``stored``.
+        stored: The identity the vectors were made with (a ``ModelIdentity``).
+        now: The identity of the weights now found for the same model.
+    """
+
+    def __init__(self, message: str, *, collection: str, stored: Any, now: Any) -> None:
+        super().__init__(message)
+        self.collection = collection
+        self.stored = stored
+        self.now = now

@@ -77,6 +77,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from qwen3_rag.options import check_positive_int
 from qwen3_rag.store import DEFAULT_COLLECTION, DEFAULT_DB
 
 if TYPE_CHECKING:
@@ -112,6 +113,8 @@ PAGE = 1000
 #: Names the chunking method in every file hash: a new method re-chunks every file.
 CHUNKER_ID = "semantic-text-splitter/1"
 #: Files planned ahead of the model, and batches queued for the store (memory bounds).
+#: Appended to a collection's name for the collection a rebuild fills before the swap.
+REBUILD_SUFFIX = ".rebuild"
 PLANS_AHEAD = 16
 WRITES_AHEAD = 8
 
@@ -334,10 +337,8 @@ def check_chunking(chunk_size: int, chunk_overlap: int) -> None:
         ValueError: If ``chunk_size < 1``, ``chunk_overlap < 0`` or the overlap is not
             smaller than the size.
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
-    if isinstance(chunk_overlap, bool) or not isinstance(chunk_overlap, int) or chunk_overlap < 0:
-        raise ValueError(f"chunk_overlap must be an int >= 0, got {chunk_overlap!r}")
+    check_positive_int(chunk_size, "chunk_size")
+    check_positive_int(chunk_overlap, "chunk_overlap", minimum=0)
     if chunk_overlap >= chunk_size:
         raise ValueError(
             f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})"
@@ -354,31 +355,25 @@ def file_hash(text: str, settings: str) -> str:
 def vector_settings(embedder: Embedder) -> str:
     """What fixes a document's vector besides its text, as one string.
 
-    The model (a local folder as an absolute path), its revision, the output dimensions, the
-    instruction when a symmetric preset applies it to documents, the longest input, and the
-    compute dtype and quantization (a vector from bfloat16 or int8 differs from a float32 one
-    by more than rounding, so none is reused for the other). The device is left out: float32
-    vectors agree across devices to rounding.
+    The model's identity (:meth:`Embedder.identity <qwen3_rag.Embedder.identity>`: which
+    weights, engine and precision, so weights replaced under the same path, a new hub
+    snapshot, bfloat16 or int8 never reuse a float32 vector), the output dimensions, the
+    instruction when a symmetric preset applies it to documents, and the longest input. The
+    model's path and the device are left out: a moved folder holds the same weights, and
+    float32 vectors agree across devices to rounding.
 
     Example:
         >>> from qwen3_rag import Embedder
-        >>> vector_settings(Embedder("Qwen/Qwen3-Embedding-0.6B", device="cpu"))
-        'model=Qwen/Qwen3-Embedding-0.6B;revision=None;dimensions=None;document_instruction=None;max_length=8192;dtype=torch.float32;quantize=None'
+        >>> vector_settings(Embedder("Qwen/Qwen3-Embedding-0.6B", device="cpu"))  # doctest: +SKIP
+        'identity=hub:c54f2e6e...|torch|float32;dimensions=None;document_instruction=None;max_length=8192'
     """
-    from qwen3_rag.loading import ModelSource
-
-    source = ModelSource(embedder.model)
-    model = os.path.abspath(source.location) if source.is_local else embedder.model
     preset = embedder.preset
     instruction = preset.instruction if preset is not None and preset.symmetric else None
     parts = {
-        "model": model,
-        "revision": embedder.source.revision,
+        "identity": embedder.identity().key,
         "dimensions": embedder.dimensions,
         "document_instruction": instruction,
         "max_length": embedder.max_length,
-        "dtype": embedder.dtype,
-        "quantize": embedder.quantize,
     }
     return ";".join(f"{k}={v}" for k, v in parts.items())
 
@@ -669,8 +664,7 @@ def index_collection(
     """
     started = time.perf_counter()
     check_chunking(chunk_size, chunk_overlap)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     roots = resolve_paths(paths)
     files = walk(roots, exclude=exclude)
     if not files:
@@ -678,11 +672,11 @@ def index_collection(
     stored = stored_chunks(collection)
     settings = vector_settings(embedder)
     step_embedder = getattr(embed, "embedder", None)
-    if step_embedder is not None and vector_settings(step_embedder) != settings:
+    theirs = settings if step_embedder is None else vector_settings(step_embedder)
+    if theirs != settings:
         raise ValueError(
             f"the embed step embeds with other settings than the collection's "
-            f"({vector_settings(step_embedder)} vs {settings}): build it from the "
-            f"collection's embedder"
+            f"({theirs} vs {settings}): build it from the collection's embedder"
         )
 
     chunker = _shared_chunker(embedder.source, chunk_size, chunk_overlap)
@@ -1032,6 +1026,7 @@ def index_paths(
     wait: bool = True,
     embed: EmbedStep | None = None,
     on_progress: Callable[[IndexProgress], None] | None = None,
+    rebuild: bool = False,
 ) -> IndexStats:
     """Index files and folders into a collection of an embedded Chroma store or a server.
 
@@ -1062,6 +1057,13 @@ def index_paths(
         embed: The embed step (default: this process, :func:`embed_locally`), e.g.
             :func:`qwen3_rag.distributed.ray_embed_step` to embed on a Ray cluster.
         on_progress: Called with an :class:`IndexProgress` after each written batch.
+        rebuild: Embed everything again with the weights at hand, for a collection whose
+            vectors were made by other weights (which is otherwise refused with
+            :class:`~qwen3_rag.errors.IdentityMismatchError`). The new vectors go to a
+            collection beside it (``<collection>.rebuild``), swapped in by name once
+            complete, so the store never holds old and new vectors in one collection; an
+            interrupted rebuild resumes on the next run. Only the files this run indexes are
+            kept.
 
     Returns:
         What was done.
@@ -1072,6 +1074,8 @@ def index_paths(
         qwen3_rag.store.StoreError: If ``db`` is a file, the collection was made by another
             embedding function, its settings differ from those asked for, or (``wait=False``)
             another run holds the store.
+        qwen3_rag.errors.IdentityMismatchError: If the collection's vectors were made by other
+            weights or another precision, and ``rebuild`` is false.
         qwen3_rag.ModelLoadError: If the model cannot be found.
 
     Example:
@@ -1118,8 +1122,20 @@ def index_paths(
         )
 
     def run(target: Any, exclude: list[Path]) -> IndexStats:
-        opened = store.open_collection(target, collection, embedding_function=function)
-        return index_collection(
+        name = collection
+        beside = f"{collection}{REBUILD_SUFFIX}"
+        exists = store.find_collection(target, collection) is not None
+        if (rebuild and exists) or (not exists and store.find_collection(target, beside)):
+            name = beside  # a rebuild, or the swap of an interrupted one still to finish
+        try:
+            opened = store.open_collection(target, name, embedding_function=function)
+        except store.IdentityMismatchError:
+            if name != beside:
+                raise
+            logger.info("dropping %r, a rebuild with other weights", beside)
+            target.delete_collection(beside)
+            opened = store.open_collection(target, name, embedding_function=function)
+        stats = index_collection(
             roots,
             opened.collection,
             function.embedder,
@@ -1130,6 +1146,12 @@ def index_paths(
             embed=embed,
             on_progress=on_progress,
         )
+        if name == beside:
+            if store.find_collection(target, collection) is not None:
+                target.delete_collection(collection)
+            opened.collection.modify(name=collection)
+            logger.warning("rebuilt collection %r with %s", collection, function.identity)
+        return stats
 
     if client is not None:
         return run(client, [])

@@ -160,6 +160,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
     """
 
     kind = "reranker"
+    checkpoint_kind = "reranker"
 
     def __init__(
         self,

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qwen3_rag.errors import Qwen3RagError
+from qwen3_rag.errors import IdentityMismatchError, StoreError
+from qwen3_rag.identity import ModelIdentity
 
 if TYPE_CHECKING:
     from qwen3_rag.chroma import Qwen3EmbeddingFunction
@@ -46,6 +47,7 @@ __all__ = [
     "DbLockedError",
     "EmptyCollectionError",
     "ForeignCollectionError",
+    "IdentityMismatchError",
     "NoCollectionError",
     "NoIndexError",
     "OpenedCollection",
@@ -64,6 +66,7 @@ __all__ = [
     "open_for_search",
     "search",
     "stored_config",
+    "stored_identity",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,10 +83,6 @@ CHROMA_URL_ENV = "QWEN3_RAG_CHROMA_URL"
 CHROMA_PORT = 8000
 #: The settings that fix a collection's vectors: indexing with any other value is refused.
 VECTOR_SETTINGS = ("model", "revision", "dimensions", "instruction")
-
-
-class StoreError(Qwen3RagError, ValueError):
-    """A store or collection cannot be used as asked; the message says what to change."""
 
 
 class NoIndexError(StoreError):
@@ -382,15 +381,30 @@ def open_collection(
         ConfigMismatchError: If a setting asked for differs from the collection's.
         qwen3_rag.ModelLoadError: If the model cannot be found.
     """
+    from qwen3_rag.chroma import check_identity
+
     existing = find_collection(client, name)
     stored = collection_config(existing) if existing is not None else None
     function = _function(stored, embedding_function, model, instruction, dimensions, device, dtype)
     if stored is not None:
         check_same_vectors(name, stored, function)
     _ = function.embedder.dimension  # reads the model config; checks dimensions against it
+    now = function.embedder.identity()
+    recorded = stored_identity(stored)
+    if recorded is not None:
+        check_identity(name, recorded, now, function.embedder.model, adding=True)
+    function.identity = now  # persisted with a new collection
     collection = client.get_or_create_collection(name, embedding_function=function)
     if existing is None:
         logger.info("created collection %r", name)
+    elif recorded is None:
+        collection.modify(configuration={"embedding_function": function})
+        logger.warning(
+            "collection %r had no record of the weights its vectors were made with (indexed "
+            "by qwen3-rag 0.2): recorded %s; from now on other weights are refused",
+            name,
+            now,
+        )
     return OpenedCollection(collection, function, existing is None)
 
 
@@ -431,6 +445,8 @@ def open_for_search(
         ConfigMismatchError: If ``dimensions`` differ from the collection's.
         qwen3_rag.ModelLoadError: If the model cannot be found.
     """
+    from qwen3_rag.chroma import check_identity
+
     existing = find_collection(client, name)
     if existing is None:
         names = sorted(c.name for c in client.list_collections())
@@ -457,6 +473,21 @@ def open_for_search(
                 wanted[key],
             )
     _ = function.embedder.dimension  # a model that cannot be found fails here
+    recorded = stored_identity(stored)
+    same_model = (wanted["model"], wanted["revision"]) == (
+        stored.get("model"),
+        stored.get("revision"),
+    )
+    if recorded is None:
+        logger.warning(
+            "collection %r has no record of the weights its vectors were made with (indexed "
+            "by qwen3-rag 0.2): the next qwen3-rag index records it; until then a change of "
+            "weights cannot be detected",
+            name,
+        )
+    elif same_model and function.embedder.base_url is None:
+        check_identity(name, recorded, function.embedder.identity(), wanted["model"], adding=False)
+        function.identity = recorded
     return OpenedCollection(
         client.get_collection(name, embedding_function=function), function, False
     )
@@ -485,6 +516,15 @@ def _function(
     if clash:
         raise TypeError(f"pass either embedding_function or {', '.join(clash)}, not both")
     return given
+
+
+def stored_identity(config: Mapping[str, Any] | None) -> ModelIdentity | None:
+    """The :class:`~qwen3_rag.identity.ModelIdentity` a collection's settings record, if any.
+
+    Collections indexed by qwen3-rag 0.2 record none.
+    """
+    data = (config or {}).get("identity")
+    return None if data is None else ModelIdentity.from_dict(data)
 
 
 def stored_config(client: Any, name: str) -> dict[str, Any] | None:

@@ -404,7 +404,13 @@ class _Run:
         texts = emb.document_inputs([p.text for p in passages])
         key = hashlib.sha256(
             json.dumps(
-                [emb.model, str(emb.dtype), emb.max_length, [p.id for p in passages], texts]
+                [
+                    emb.identity().key,
+                    emb.dimensions,
+                    emb.max_length,
+                    [p.id for p in passages],
+                    texts,
+                ]
             ).encode()
         ).hexdigest()[:16]
         cached = self.path("cache") / f"passages-{key}.npy"

@@ -341,8 +341,7 @@ def synthesize(
         0
     """
     check_positive_int(workers, "workers")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+    check_positive_int(retries, "retries", minimum=0)
     low, high = lengths
     if not 1 <= low <= high:
         raise ValueError(
