@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import torch
@@ -20,7 +20,9 @@ from qwen3_rag.identity import ModelIdentity, check_kind, weights_id
 from qwen3_rag.loading import (
     ModelKey,
     ModelSource,
+    cached,
     check_quantize,
+    clear_cache,
     load_config,
     load_fast_tokenizer,
     load_pretrained,
@@ -49,6 +51,8 @@ class Runtime:
         lock: Held while the model computes (one forward at a time per model).
         fast: Whether the lean forward of ``qwen3_rag._forward`` applies (it passed
             :func:`~qwen3_rag._forward.supports` and :func:`~qwen3_rag._forward.self_check`).
+        weights: The weights part of the identity of what was loaded
+            (:func:`qwen3_rag.identity.weights_id`).
     """
 
     tokenizer: Any
@@ -56,6 +60,7 @@ class Runtime:
     device: torch.device
     lock: threading.Lock
     fast: bool
+    weights: str | None = field(default=None, kw_only=True)
 
 
 class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
@@ -167,6 +172,16 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
         if self.remote is None:
             self.source.check()
         weights = weights_id(self.source)
+        loaded = cached(self.key) if self.remote is None else None
+        if loaded is not None and weights is not None and loaded.weights != weights:
+            logger.warning(
+                "%s: the weights changed since they were loaded in this process (%s -> %s): "
+                "loading them again",
+                self.source.model,
+                loaded.weights,
+                weights,
+            )
+            clear_cache(self.key)
         if weights is None and self.remote is None:
             load_config(self.source)  # brings a hub snapshot into the cache (config only)
             weights = weights_id(self.source)
@@ -204,7 +219,12 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
             await self.remote.aclose()
 
     def _runtime(self) -> RuntimeT:
-        return shared(self.key, self._load_runtime)
+        return shared(self.key, self._load_identified)
+
+    def _load_identified(self) -> RuntimeT:
+        runtime = self._load_runtime()
+        runtime.weights = weights_id(self.source)  # the files are local now, hub ones too
+        return runtime
 
     @abstractmethod
     def _load_runtime(self) -> RuntimeT:

@@ -38,6 +38,7 @@ __all__ = [
     "ModelKey",
     "ModelLoadError",
     "ModelSource",
+    "cached",
     "check_quantize",
     "clear_cache",
     "cpu_threads",
@@ -527,6 +528,12 @@ def shared(key: Any, load: Callable[[], T]) -> T:
         with _cache_lock:
             _cache[key] = value
         return value
+
+
+def cached(key: Any) -> Any | None:
+    """The object :func:`shared` holds for ``key``, or ``None``; never loads anything."""
+    with _cache_lock:
+        return _cache.get(key)
 
 
 def loaded_models() -> list[ModelKey]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from qwen3_rag import Embedder
+from qwen3_rag.errors import IdentityMismatchError
 from qwen3_rag.indexing import (
     Chunker,
     IndexProgress,
@@ -420,10 +421,13 @@ def test_vectors_are_not_reused_across_settings_or_for_other_text(
     index_paths([docs], db=db, model=model, **SIZES)
     n = len(records(db))
 
-    # Another dtype makes other vectors: the changed file is embedded afresh.
+    # Another dtype makes other vectors: never mixed into the collection, and never reused
+    # when the collection is rebuilt with it.
     write(docs, {"a.md": paragraphs("gravity", 4) + "\n\nOne more line.\n"})
+    with pytest.raises(IdentityMismatchError, match="precision float32 -> bfloat16"):
+        index_paths([docs], db=db, model=model, dtype="bfloat16", **SIZES)
     model_calls.clear()
-    stats = index_paths([docs], db=db, model=model, dtype="bfloat16", **SIZES)
+    stats = index_paths([docs], db=db, model=model, dtype="bfloat16", rebuild=True, **SIZES)
     assert stats.chunks_reused == 0 and len(model_calls) >= n
 
     # A stored key whose text was since overwritten by a writer that stores no key
