@@ -7,7 +7,7 @@ that catches those keeps working.
 Example:
     >>> from qwen3_rag import Embedder, Qwen3RagError
     >>> try:
-    ...     Embedder("/no/such/folder").embed_query("hi")
+    ...     Embedder("/no/such/folder").embed_queries(["hi"])
     ... except Qwen3RagError as exc:
     ...     print(type(exc).__name__)
     ModelLoadError

@@ -62,8 +62,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import functools
-import hashlib
 import itertools
 import logging
 import os
@@ -71,460 +69,71 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from qwen3_rag.chunking import (
+    Chunk,
+    Chunker,
+    check_chunking,
+    chunk_id,
+    file_hash,
+    read_text,
+    resolve_paths,
+    shared_chunker,
+    walk,
+)
+from qwen3_rag.index_plan import (
+    PAGE,
+    FilePlan,
+    StoredRecords,
+    complete_file,
+    find_reusable,
+    plan_file,
+    stored_chunks,
+    vector_key,
+    vector_settings,
+)
 from qwen3_rag.options import check_positive_int
 from qwen3_rag.store import DEFAULT_COLLECTION, DEFAULT_DB
 
 if TYPE_CHECKING:
     from qwen3_rag import Embedder
     from qwen3_rag.chroma import Qwen3EmbeddingFunction
-    from qwen3_rag.loading import ModelSource
 
 __all__ = [
-    "Chunk",
+    "REBUILD_SUFFIX",
+    "Chunk",  # re-exported from qwen3_rag.chunking, as are the other chunking names
     "Chunker",
     "EmbedStep",
     "FilePlan",
     "IndexProgress",
     "IndexStats",
+    "check_chunking",
+    "chunk_id",
     "embed_locally",
     "file_hash",
     "index_collection",
     "index_paths",
     "plan_file",
     "read_text",
+    "resolve_paths",
     "stored_chunks",
+    "vector_key",
+    "vector_settings",
     "walk",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Folders never walked into (besides hidden ones).
-SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", "site-packages"})
-#: Bytes read to sniff a NUL byte (a binary file).
-SNIFF_BYTES = 8192
-#: Records read, or ids deleted, per store call.
-PAGE = 1000
-#: Names the chunking method in every file hash: a new method re-chunks every file.
-CHUNKER_ID = "semantic-text-splitter/1"
-#: Files planned ahead of the model, and batches queued for the store (memory bounds).
 #: Appended to a collection's name for the collection a rebuild fills before the swap.
 REBUILD_SUFFIX = ".rebuild"
+#: Files planned ahead of the model, and batches queued for the store (memory bounds).
 PLANS_AHEAD = 16
 WRITES_AHEAD = 8
-
-StoredRecords = dict[str, list[tuple[str, dict[str, Any]]]]
-
-
-# -- walk and read ---------------------------------------------------------------------------
-
-
-def walk(
-    paths: Iterable[str | os.PathLike[str]], *, exclude: Iterable[str | os.PathLike[str]] = ()
-) -> list[Path]:
-    """The files to index under ``paths``, absolute and sorted.
-
-    A path that is a file is taken as it is; folders are walked, skipping hidden files and
-    folders (``.git``, ``.venv`` ...), :data:`SKIP_DIRS` and the folders in ``exclude``.
-
-    Args:
-        paths: Files and folders.
-        exclude: Folders not to walk into (e.g. the store folder itself).
-
-    Returns:
-        Absolute file paths, sorted, each once.
-
-    Raises:
-        FileNotFoundError: If a path does not exist.
-    """
-    roots = resolve_paths(paths)
-    skip = {Path(p).expanduser().resolve() for p in exclude}
-    files: set[Path] = set()
-    for root in roots:
-        if root.is_file():
-            files.add(root)
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            here = Path(dirpath)
-            dirnames[:] = sorted(
-                d
-                for d in dirnames
-                if not d.startswith(".") and d not in SKIP_DIRS and (here / d) not in skip
-            )
-            files.update(here / f for f in filenames if not f.startswith("."))
-    return sorted(files)
-
-
-def resolve_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Absolute paths of existing files or folders.
-
-    Raises:
-        TypeError: If ``paths`` is a single string.
-        FileNotFoundError: If a path does not exist.
-    """
-    if isinstance(paths, (str, os.PathLike)):
-        raise TypeError("paths must be a list of files or folders, not a single path")
-    roots: list[Path] = []
-    for p in paths:
-        path = Path(p).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"no such file or folder: {os.fspath(p)}")
-        roots.append(path.resolve())
-    return roots
-
-
-def read_text(path: str | os.PathLike[str]) -> str | None:
-    """The file's text, or ``None`` for a binary (NUL byte or not UTF-8) file.
-
-    Raises:
-        OSError: If the file cannot be read.
-    """
-    data = Path(path).read_bytes()
-    if b"\0" in data[:SNIFF_BYTES]:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-# -- chunk -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One chunk of a file, as stored.
-
-    Attributes:
-        id: ``"{source}#{index}"``.
-        text: The chunk's text, exactly ``file_text[start_char:start_char + len(text)]``.
-        metadata: ``source``, ``chunk`` (index), ``n_chunks``, ``file_hash``, ``start_char``,
-            ``start_line`` (1-based).
-    """
-
-    id: str
-    text: str
-    metadata: dict[str, Any]
-
-
-def chunk_id(source: str, index: int) -> str:
-    """The id of chunk ``index`` of ``source``: ``"{source}#{index}"``."""
-    return f"{source}#{index}"
-
-
-class Chunker:
-    """Token-sized chunks that end at the largest boundary that fits.
-
-    Built on ``semantic-text-splitter``'s ``TextSplitter`` sized by a Hugging Face
-    ``tokenizers.Tokenizer`` (the embedding model's own): each chunk is at most
-    ``chunk_size`` tokens and is made of the largest units that fit: paragraphs (blank
-    lines), then lines, sentences, words. Neighbouring chunks share at most
-    ``chunk_overlap`` tokens of whole units. ``python -m benchmarks.chunking`` compares it
-    with the other splitters.
-
-    Args:
-        tokenizer: A ``tokenizers.Tokenizer`` (see :func:`qwen3_rag.loading.load_fast_tokenizer`),
-            or a function returning one, called once, on the first text to split (so a run
-            that finds every file unchanged never loads it).
-        chunk_size: Most tokens per chunk.
-        chunk_overlap: Most tokens shared by neighbouring chunks (``< chunk_size``).
-
-    Raises:
-        ValueError: If the sizes are out of range.
-
-    Example:
-        >>> from tokenizers import Tokenizer, models, pre_tokenizers
-        >>> words = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
-        >>> words.pre_tokenizer = pre_tokenizers.Whitespace()
-        >>> chunker = Chunker(words, chunk_size=4, chunk_overlap=0)
-        >>> [c.text for c in chunker.chunks("a.md", "One two.\\n\\nThree four five.\\n", "h")]
-        ['One two.', 'Three four five.']
-        >>> second = chunker.chunks("a.md", "One two.\\n\\nThree four five.\\n", "h")[1]
-        >>> second.id, second.metadata["start_char"], second.metadata["start_line"]
-        ('a.md#1', 10, 3)
-    """
-
-    def __init__(
-        self, tokenizer: Any | Callable[[], Any], chunk_size: int = 512, chunk_overlap: int = 64
-    ) -> None:
-        check_chunking(chunk_size, chunk_overlap)
-        try:
-            from semantic_text_splitter import TextSplitter
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                'chunking needs semantic-text-splitter: pip install "qwen3-rag[chroma]"'
-            ) from exc
-        self.chunk_size = chunk_size
-        self.chunk_overlap = chunk_overlap
-        self._tokenizer = tokenizer
-        self._splitter_type = TextSplitter
-        self._splitter: Any = None
-        self._lock = threading.Lock()
-
-    def _split_indices(self, text: str) -> list[tuple[int, str]]:
-        with self._lock:
-            if self._splitter is None:
-                tok = self._tokenizer
-                if callable(tok) and not hasattr(tok, "encode"):
-                    tok = tok()
-                self._splitter = self._splitter_type.from_huggingface_tokenizer(
-                    tok, self.chunk_size, self.chunk_overlap
-                )
-        return list(self._splitter.chunk_indices(text))
-
-    def __repr__(self) -> str:
-        return f"Chunker(chunk_size={self.chunk_size}, chunk_overlap={self.chunk_overlap})"
-
-    @property
-    def settings(self) -> str:
-        """What fixes the chunks besides the text (part of every :func:`file_hash`)."""
-        return f"{CHUNKER_ID}:{self.chunk_size}:{self.chunk_overlap}"
-
-    def split(self, text: str) -> list[tuple[int, str]]:
-        """``(start_char, chunk_text)`` pairs; blank text gives none.
-
-        Text holding surrogate code points is made well-formed first
-        (:func:`qwen3_rag.batching.repaired`); offsets then count in the repaired text.
-        """
-        from qwen3_rag.batching import repaired
-
-        return self._split(repaired([text])[0])
-
-    def _split(self, text: str) -> list[tuple[int, str]]:
-        """:meth:`split` of text already well-formed."""
-        return [(int(start), piece) for start, piece in self._split_indices(text)]
-
-    def chunks(
-        self, source: str, text: str, file_hash: str, *, vector_settings: str | None = None
-    ) -> list[Chunk]:
-        """The chunks of ``text`` (the file ``source`` with hash ``file_hash``), as stored.
-
-        With ``vector_settings`` (see :func:`vector_settings`), each chunk's metadata also
-        carries its ``vector_key`` (:func:`vector_key`), by which a later run reuses its vector.
-        """
-        from qwen3_rag.batching import repaired
-
-        text = repaired([text])[0]  # once: the offsets below count in this text
-        pieces = self._split(text)
-        out: list[Chunk] = []
-        line, seen = 1, 0
-        for i, (start, piece) in enumerate(pieces):
-            line += text.count("\n", seen, start)
-            seen = start
-            meta = {
-                "source": source,
-                "chunk": i,
-                "n_chunks": len(pieces),
-                "file_hash": file_hash,
-                "start_char": start,
-                "start_line": line,
-            }
-            if vector_settings is not None:
-                meta["vector_key"] = vector_key(piece, vector_settings)
-            out.append(Chunk(chunk_id(source, i), piece, meta))
-        return out
-
-
-def check_chunking(chunk_size: int, chunk_overlap: int) -> None:
-    """Check the chunk sizes.
-
-    Raises:
-        ValueError: If ``chunk_size < 1``, ``chunk_overlap < 0`` or the overlap is not
-            smaller than the size.
-    """
-    check_positive_int(chunk_size, "chunk_size")
-    check_positive_int(chunk_overlap, "chunk_overlap", minimum=0)
-    if chunk_overlap >= chunk_size:
-        raise ValueError(
-            f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_size ({chunk_size})"
-        )
-
-
-def file_hash(text: str, settings: str) -> str:
-    """The hash stored with each chunk of a file: its text and the chunker settings."""
-    h = hashlib.sha256(f"{settings}\0".encode())
-    h.update(text.encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
-
-
-def vector_settings(embedder: Embedder) -> str:
-    """What fixes a document's vector besides its text, as one string.
-
-    The model's identity (:meth:`Embedder.identity <qwen3_rag.Embedder.identity>`: which
-    weights, engine and precision, so weights replaced under the same path, a new hub
-    snapshot, bfloat16 or int8 never reuse a float32 vector), the output dimensions, the
-    instruction when a symmetric preset applies it to documents, and the longest input. The
-    model's path and the device are left out: a moved folder holds the same weights, and
-    float32 vectors agree across devices to rounding.
-
-    Example:
-        >>> from qwen3_rag import Embedder
-        >>> vector_settings(Embedder("Qwen/Qwen3-Embedding-0.6B", device="cpu"))  # doctest: +SKIP
-        'identity=hub:c54f2e6e...|torch|float32;dimensions=None;document_instruction=None;max_length=8192'
-    """
-    preset = embedder.preset
-    instruction = preset.instruction if preset is not None and preset.symmetric else None
-    parts = {
-        "identity": embedder.identity().key,
-        "dimensions": embedder.dimensions,
-        "document_instruction": instruction,
-        "max_length": embedder.max_length,
-    }
-    return ";".join(f"{k}={v}" for k, v in parts.items())
-
-
-def vector_key(text: str, settings: str) -> str:
-    """The key a chunk's vector is reused by: a hash of its text and :func:`vector_settings`.
-
-    Example:
-        >>> vector_key("Beijing.", "model=a") == vector_key("Beijing.", "model=a")
-        True
-        >>> vector_key("Beijing.", "model=a") == vector_key("Beijing.", "model=b")
-        False
-    """
-    h = hashlib.sha256(f"{settings}\0".encode())
-    h.update(text.encode("utf-8", "surrogatepass"))
-    return h.hexdigest()[:32]
-
-
-# -- plan ------------------------------------------------------------------------------------
-
-
-@dataclass
-class FilePlan:
-    """What one file needs: chunks to write, then leftover ids to delete.
-
-    The leftovers are deleted only once every chunk in ``write`` is stored, so an
-    interrupted run leaves the file's old or new chunks, never neither.
-
-    Attributes:
-        source: The file's absolute path.
-        status: ``"changed"`` (new or changed text), ``"unchanged"``, ``"binary"``,
-            ``"unreadable"`` (kept as it was) or ``"deleted"`` (gone from under the paths).
-        write: Chunks to upsert.
-        stale: Ids of stored chunks to delete afterwards.
-        reuse: Stored vectors found for chunks of ``write`` (by their index in it): those
-            are written without running the model (see :func:`find_reusable`).
-    """
-
-    source: str
-    status: Literal["changed", "unchanged", "binary", "unreadable", "deleted"]
-    write: list[Chunk] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
-    reuse: dict[int, np.ndarray] = field(default_factory=dict)
-
-
-def stored_chunks(collection: Any) -> StoredRecords:
-    """Every stored chunk's id and metadata, by source file (read page by page)."""
-    out: StoredRecords = {}
-    offset = 0
-    while True:
-        page = collection.get(include=["metadatas"], limit=PAGE, offset=offset)
-        for id_, meta in zip(page["ids"], page["metadatas"] or [], strict=False):
-            meta = dict(meta or {})
-            out.setdefault(str(meta.get("source", "")), []).append((id_, meta))
-        if len(page["ids"]) < PAGE:
-            return out
-        offset += PAGE
-
-
-def plan_file(
-    source: str,
-    text: str | None,
-    records: Sequence[tuple[str, dict[str, Any]]],
-    chunker: Chunker,
-    *,
-    vector_settings: str | None = None,
-) -> FilePlan:
-    """Decide what one file needs, from its text and its stored chunks.
-
-    Args:
-        source: The file's absolute path (the ``source`` of its chunks).
-        text: Its text, or ``None`` for a binary file.
-        records: Its stored chunks: ``(id, metadata)`` pairs.
-        chunker: Splits the file, if it must be chunked; its settings are part of the hash.
-        vector_settings: Gives the new chunks a ``vector_key`` (see :func:`vector_key`).
-
-    Returns:
-        The file's plan. Chunks already stored with the file's current hash (by an
-        interrupted run) are not written again.
-    """
-    if text is None:
-        return FilePlan(source, "binary", stale=[i for i, _ in records])
-    digest = file_hash(text, chunker.settings)
-    total = _complete(records, digest)
-    if total is not None:
-        keep = {chunk_id(source, k) for k in range(total)}
-        return FilePlan(source, "unchanged", stale=[i for i, _ in records if i not in keep])
-    chunks = chunker.chunks(source, text, digest, vector_settings=vector_settings)
-    keep = {c.id for c in chunks}
-    done = {i for i, m in records if m.get("file_hash") == digest}
-    return FilePlan(
-        source,
-        "changed",
-        write=[c for c in chunks if c.id not in done],
-        stale=[i for i, _ in records if i not in keep],
-    )
-
-
-def _complete(records: Sequence[tuple[str, dict[str, Any]]], digest: str) -> int | None:
-    """The chunk count if the stored chunks with hash ``digest`` cover every index, else None."""
-    current = {int(m["chunk"]) for _, m in records if m.get("file_hash") == digest}
-    total = next((int(m["n_chunks"]) for _, m in records if m.get("file_hash") == digest), -1)
-    return total if total >= 0 and all(k in current for k in range(total)) else None
-
-
-def find_reusable(
-    collection: Any, chunks: Sequence[Chunk], by_key: dict[str, str], settings: str
-) -> dict[int, np.ndarray]:
-    """Stored vectors for ``chunks``, found by their ``vector_key``.
-
-    Args:
-        collection: The collection.
-        chunks: Chunks with a ``vector_key`` in their metadata.
-        by_key: ``vector_key -> id`` of a stored chunk with that key (from the run's scan).
-        settings: This run's :func:`vector_settings`.
-
-    Returns:
-        ``{index in chunks: vector}`` for each chunk whose key is stored. A stored chunk is
-        read back (this run may have overwritten it since the scan) and its vector used only
-        if its stored text, under this run's settings, still gives the key it carries: a
-        vector is reused only for the very text and settings it was made from.
-    """
-    wanted = {
-        i: by_key[key]
-        for i, c in enumerate(chunks)
-        if (key := c.metadata.get("vector_key")) is not None and key in by_key
-    }
-    if not wanted:
-        return {}
-    found: dict[str, np.ndarray] = {}
-    ids = sorted(set(wanted.values()))
-    for start in range(0, len(ids), PAGE):
-        got = collection.get(
-            ids=ids[start : start + PAGE], include=["embeddings", "metadatas", "documents"]
-        )
-        embeddings = got["embeddings"] if got["embeddings"] is not None else []
-        for meta, document, vector in zip(
-            got["metadatas"] or [], got["documents"] or [], embeddings, strict=False
-        ):
-            key = (meta or {}).get("vector_key")
-            # The text must still give the key: chromadb merges metadata on upsert, so a key
-            # could outlive the text it was made for if another writer left it out.
-            if (
-                isinstance(key, str)
-                and document is not None
-                and vector_key(document, settings) == key
-            ):
-                found[key] = np.asarray(vector, dtype=np.float32)
-    return {
-        i: found[key] for i in wanted if (key := str(chunks[i].metadata["vector_key"])) in found
-    }
 
 
 # -- embed -----------------------------------------------------------------------------------
@@ -679,7 +288,7 @@ def index_collection(
             f"({theirs} vs {settings}): build it from the collection's embedder"
         )
 
-    chunker = _shared_chunker(embedder.source, chunk_size, chunk_overlap)
+    chunker = shared_chunker(embedder.source, chunk_size, chunk_overlap)
     stats = IndexStats()
     run = _Run(collection, stats, batch_size, on_progress, len(files))
     if embed is None:  # load the model beside the first chunking, once a file needs it
@@ -719,18 +328,6 @@ def _preload(load: Callable[[], Any]) -> None:
         load()
     except Exception:
         logger.debug("loading the model ahead failed", exc_info=True)
-
-
-@functools.lru_cache(maxsize=4)
-def _shared_chunker(source: ModelSource, chunk_size: int, chunk_overlap: int) -> Chunker:
-    """One chunker per model and sizes in a process, built on first use.
-
-    Its tokenizer and splitter take seconds to build; once built it is read-only and safe
-    to share between runs and threads.
-    """
-    from qwen3_rag.loading import load_fast_tokenizer
-
-    return Chunker(lambda: load_fast_tokenizer(source), chunk_size, chunk_overlap)
 
 
 class _Failed(Exception):
@@ -848,7 +445,7 @@ def _plan(
         records = stored.get(source, [])
         if text is None:
             logger.info("skipped binary file %s", path)
-        elif _complete(records, file_hash(text, chunker.settings)) is None:
+        elif complete_file(records, file_hash(text, chunker.settings)) is None:
             run.start_preload()  # this file needs chunking and the model
         plan = plan_file(source, text, records, chunker, vector_settings=settings)
         if plan.write:

@@ -5,7 +5,7 @@ trained and evaluated on what it will retrieve. Passage ids are the index's chun
 (``"{file}#{n}"``), so an evaluation can also run against a Chroma collection built by
 ``qwen3-rag index`` from the same files.
 
-:func:`chunk_corpus` walks, reads and chunks through :mod:`qwen3_rag.indexing`, the code
+:func:`chunk_corpus` walks, reads and chunks through :mod:`qwen3_rag.chunking`, the code
 ``qwen3-rag index`` runs: there is no second chunker.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen3_rag._files import read_jsonl, write_jsonl
-from qwen3_rag.indexing import Chunker, file_hash, read_text, walk
+from qwen3_rag.chunking import Chunker, file_hash, read_text, walk
 
 __all__ = ["Passage", "chunk_corpus", "read_passages", "split_into_chunks", "write_passages"]
 
@@ -38,7 +38,7 @@ class Passage:
 
 
 def split_into_chunks(files: Sequence[Path], chunker: Chunker) -> list[Passage]:
-    """Chunk text files with the indexer's :class:`~qwen3_rag.indexing.Chunker`.
+    """Chunk text files with the indexer's :class:`~qwen3_rag.chunking.Chunker`.
 
     Binary files are skipped, as the indexer skips them. Each passage id is the id
     ``qwen3-rag index`` stores the chunk under (the file hash only names a chunk's version
@@ -65,9 +65,9 @@ def chunk_corpus(
 ) -> list[Passage]:
     """Walk files and folders for text files and chunk them like ``qwen3-rag index``.
 
-    The walk, the binary-file rule and the chunker are :mod:`qwen3_rag.indexing`'s own
-    (:func:`~qwen3_rag.indexing.walk`, :func:`~qwen3_rag.indexing.read_text`,
-    :class:`~qwen3_rag.indexing.Chunker`).
+    The walk, the binary-file rule and the chunker are :mod:`qwen3_rag.chunking`'s own
+    (:func:`~qwen3_rag.chunking.walk`, :func:`~qwen3_rag.chunking.read_text`,
+    :class:`~qwen3_rag.chunking.Chunker`).
 
     Args:
         paths: Files or folders (hidden files and folders, ``node_modules`` etc. skipped).

@@ -11,17 +11,10 @@ import numpy as np
 import pytest
 
 from qwen3_rag import Embedder
+from qwen3_rag.chunking import Chunker, file_hash, read_text, walk
 from qwen3_rag.errors import IdentityMismatchError
-from qwen3_rag.indexing import (
-    Chunker,
-    IndexProgress,
-    file_hash,
-    index_collection,
-    index_paths,
-    plan_file,
-    read_text,
-    walk,
-)
+from qwen3_rag.index_plan import plan_file
+from qwen3_rag.indexing import IndexProgress, index_collection, index_paths
 from qwen3_rag.loading import ModelSource, load_fast_tokenizer
 from qwen3_rag.store import (
     ConfigMismatchError,
