@@ -210,7 +210,7 @@ def reset():
 def peak():
     return status('VmHWM')
 def weights(model):
-    return sum(p.numel() * p.element_size() for p in model._runtime().model.parameters()) / 2**20
+    return model.weight_bytes() / 2**20
 """
 
 
@@ -480,7 +480,7 @@ def run(settings: Settings, cache: Path, output: Path) -> dict[str, Any]:
 
     # ---- embedding ----
     ours = Embedder(str(emb_dir), device="cpu").load()
-    tokens = sum(len(s) for s in ours._tokenize(ours._runtime(), docs))
+    tokens = sum(len(s) for s in ours.token_ids(docs))
     ours8: Embedder | None = None
     if not fast_int8_cpu():  # it would run 30-65x slower than float32 and dominate the run
         data["int8_skipped"] = "this CPU has no int8 dot-product instructions (VNNI/AMX)"
@@ -535,7 +535,7 @@ def run(settings: Settings, cache: Path, output: Path) -> dict[str, Any]:
         ]
         fidelity["int8_top10_overlap"] = float(np.mean(top10))
     # single-query latency vs a bare forward of the same ids
-    q_ids = ours._tokenize(ours._runtime(), [f"Instruct: {INSTRUCTION}\nQuery:{SHORT_QUERY}"])[0]
+    q_ids = ours.token_ids(ours.query_inputs([SHORT_QUERY], instruction=INSTRUCTION))[0]
     bare_in = torch.tensor([q_ids])
     lat = Result()
     with torch.inference_mode():

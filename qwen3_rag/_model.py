@@ -208,6 +208,19 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
             self._runtime()
         return self
 
+    def weight_bytes(self) -> int:
+        """Bytes the loaded weights take (loads the model on first use; 0 with a server).
+
+        Example:
+            >>> from qwen3_rag import Embedder
+            >>> Embedder("Qwen/Qwen3-Embedding-0.6B").weight_bytes() / 2**20  # doctest: +SKIP
+            2270.1
+        """
+        if self.remote is not None:
+            return 0
+        model = self._runtime().model
+        return int(sum(p.numel() * p.element_size() for p in model.parameters()))
+
     def close(self) -> None:
         """Close the connections to the model server, if any (they reopen on the next call)."""
         if self.remote is not None:

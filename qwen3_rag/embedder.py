@@ -296,6 +296,21 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         """
         return _formatted(check_texts(texts), self._document_instruction(instruction))
 
+    def token_ids(self, inputs: Sequence[str]) -> list[list[int]]:
+        """The token ids the model reads for these input strings, one list per input.
+
+        ``inputs`` are strings as :meth:`query_inputs` / :meth:`document_inputs` give them:
+        each is cut to ``max_length - 1`` tokens and ends with ``<|endoftext|>``, exactly as
+        :meth:`embed_queries` and :meth:`embed_documents` tokenize. Loads the tokenizer (and
+        the model) on first use.
+
+        Example:
+            >>> emb = Embedder("Qwen/Qwen3-Embedding-0.6B")
+            >>> emb.token_ids(emb.document_inputs(["Beijing."]))  # doctest: +SKIP
+            [[3430, 23649, 13, 151643]]
+        """
+        return self._tokenize(self._runtime(), check_texts(inputs, "inputs"))
+
     async def aembed_queries(
         self, texts: Sequence[str], *, instruction: InstructionLike = None
     ) -> np.ndarray:
