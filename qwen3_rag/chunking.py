@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qwen3_rag._extras import require
 from qwen3_rag.options import check_positive_int
 
 if TYPE_CHECKING:
@@ -190,16 +191,11 @@ class Chunker:
         self, tokenizer: Any | Callable[[], Any], chunk_size: int = 512, chunk_overlap: int = 64
     ) -> None:
         check_chunking(chunk_size, chunk_overlap)
-        try:
-            from semantic_text_splitter import TextSplitter
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                'chunking needs semantic-text-splitter: pip install "qwen3-rag[chroma]"'
-            ) from exc
+        splitters = require("semantic_text_splitter", "chroma", "chunking")
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self._tokenizer = tokenizer
-        self._splitter_type = TextSplitter
+        self._splitter_type = splitters.TextSplitter
         self._splitter: Any = None
         self._lock = threading.Lock()
 

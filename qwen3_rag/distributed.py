@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qwen3_rag._extras import install_hint, require
 from qwen3_rag.options import check_positive_int
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The error when Ray is missing names this.
-RAY_EXTRA = 'pip install "qwen3-rag[ray]"'
+RAY_EXTRA = install_hint("ray")
 #: Chunks handed to Ray per dataset by :func:`ray_embed_step` (each window starts its actors
 #: and loads their models once).
 DEFAULT_WINDOW = 8192
@@ -66,12 +67,8 @@ LOCAL = "local"
 
 
 def _ray() -> Any:
-    try:
-        import ray
-        import ray.data  # ray[data], not only ray
-    except ImportError as exc:
-        raise ImportError(f"Ray embedding needs ray[data]: {RAY_EXTRA}") from exc
-    return ray
+    require("ray.data", "ray", "Ray embedding")  # ray[data], not only ray
+    return require("ray", "ray", "Ray embedding")
 
 
 def init_ray(address: str | None = None, **kwargs: Any) -> None:

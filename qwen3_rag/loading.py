@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import torch
 
+from qwen3_rag._extras import require
 from qwen3_rag.errors import ModelLoadError
 from qwen3_rag.options import QUANTIZATIONS, DeviceLike, DTypeLike, check_model
 
@@ -416,12 +417,7 @@ def quantize_int8(model: torch.nn.Module) -> None:
     Raises:
         ImportError: If torchao is not installed (``pip install "qwen3-rag[int8]"``).
     """
-    try:
-        import torchao.quantization as tq
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'quantize="int8" needs torchao: pip install "qwen3-rag[int8]" (or torchao)'
-        ) from exc
+    tq = require("torchao.quantization", "int8", 'quantize="int8"')
     if not fast_int8_cpu():
         logger.warning(
             'quantize="int8": this CPU has no int8 dot-product instructions (VNNI/AMX), so int8 '

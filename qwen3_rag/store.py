@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qwen3_rag._extras import require
 from qwen3_rag.errors import IdentityMismatchError, StoreError
 from qwen3_rag.identity import ModelIdentity
 
@@ -126,13 +127,7 @@ class DbLockedError(StoreError):
 
 
 def _chromadb() -> Any:
-    try:
-        import chromadb
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'the Chroma store needs chromadb: pip install "qwen3-rag[chroma]"'
-        ) from exc
-    return chromadb
+    return require("chromadb", "chroma", "the Chroma store")
 
 
 def open_client(db: str | os.PathLike[str]) -> Any:

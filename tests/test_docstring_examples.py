@@ -26,6 +26,7 @@ MODULES = [
     "qwen3_rag.adapt",
     "qwen3_rag._files",
     "qwen3_rag.errors",
+    "qwen3_rag._extras",
     "qwen3_rag.identity",
     "qwen3_rag.chunking",
     "qwen3_rag.index_plan",

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
+from qwen3_rag._extras import install_hint, require
 from qwen3_rag._files import replace_folder, write_json
 from qwen3_rag.adapt.data import Triplet
 from qwen3_rag.adapt.losses import DEFAULT_MARGIN, DEFAULT_TEMPERATURE, info_nce, yes_no_loss
@@ -75,7 +76,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ADAPT_EXTRA = 'pip install "qwen3-rag[adapt]"'
+ADAPT_EXTRA = install_hint("adapt")
 #: Every linear layer of a Qwen3 decoder layer.
 ALL_LINEAR: tuple[str, ...] = (
     "q_proj",
@@ -93,11 +94,7 @@ OPTIMIZER_FILE = "optimizer.pt"
 
 def require_peft() -> Any:
     """Import ``peft``, or raise an ``ImportError`` that names the extra to install."""
-    try:
-        import peft
-    except ImportError as exc:
-        raise ImportError(f"training needs peft: {ADAPT_EXTRA}") from exc
-    return peft
+    return require("peft", "adapt", "training")
 
 
 @dataclass(frozen=True, kw_only=True)
