@@ -125,3 +125,32 @@ def test_chroma_server_snippet_runs(
 
     stored = collection_config(connect(chroma_url).get_collection("notes"))
     assert stored["model"] == str(tmp_path / "models" / "Qwen3-Embedding-0.6B")
+
+
+def test_identity_snippet_runs(
+    tmp_path: Path,
+    tiny_embedding_dir: Path,
+    tiny_tokenizer_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    from qwen3_rag.indexing import index_paths
+    from qwen3_rag.store import collection_config, open_client
+    from tests.models import build_model
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "models" / "Qwen3-Embedding-0.6B"
+    shutil.copytree(tiny_embedding_dir, folder)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "china.md").write_text("The capital of China is Beijing.\n")
+    index_paths(["notes"], db="qwen3_db", model=str(folder))
+    retrained = build_model(tmp_path / "retrained", tiny_tokenizer_dir, kind="embedding", seed=9)
+    shutil.copy(retrained / "model.safetensors", folder / "model.safetensors")
+    exec(compile(python_block("### Which weights made a vector"), "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("sha256:") and out[0].endswith("(torch, float32)")
+    assert out[1] == "reranker embedding"
+    stored = collection_config(open_client("qwen3_db").get_collection("docs"))["identity"]
+    assert stored["weights"] == out[0].split()[0]  # rebuilt with the new weights
