@@ -649,7 +649,26 @@ def machine() -> str:
         load = "n/a"
     from qwen3_rag.loading import cpu_threads
 
-    return f"{cpu}, {cpu_threads()} usable cores, load average at the end {load}"
+    return f"{cpu} ({cpu_flags()}), {cpu_threads()} usable cores, load average at the end {load}"
+
+
+#: The instructions a CPU speed figure depends on (bf16 and int8 matmuls are fast only with
+#: the AVX-512 / AMX ones).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_flags() -> str:
+    """The speed-relevant instruction sets this CPU has, e.g. ``"avx2 avx512_vnni"``."""
+    try:
+        line = next(
+            line
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith(("flags", "Features"))
+        )
+    except (OSError, StopIteration):
+        return "flags unknown"
+    have = set(line.split(":", 1)[1].split())
+    return " ".join(f for f in SPEED_FLAGS if f in have) or "none of " + "/".join(SPEED_FLAGS)
 
 
 def _target(ok: bool) -> str:

@@ -189,3 +189,11 @@ def test_only_memory_prints_and_writes_only_where_told(
     run.main(["--tiny", "--only", "memory", "--cache", str(tmp_path), "--output", str(output)])
     assert "| reranker | 32,768 | 3277 MB" in output.read_text()
     assert output.with_suffix(".json").exists()
+
+
+def test_identity_benchmark_measures_a_folder(tiny_embedding_dir: Path) -> None:
+    from benchmarks.identity import measure
+
+    result = measure(tiny_embedding_dir, repeats=2)
+    assert result["tensors"] == 24 and 0 < result["best_ms"] <= result["median_ms"]
+    assert result["sampled_mb"] > 0 and result["folder_mb"] > 0
