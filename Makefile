@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .  # Python files and the README's Python snippets
 	$(BIN)/mypy $$(ls -d qwen3_rag langchain_qwen3 llamaindex_qwen3 benchmarks 2>/dev/null)
+	$(BIN)/lint-imports  # the arrows of docs/ARCHITECTURE.md: [tool.importlinter] in pyproject.toml
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
