@@ -54,6 +54,7 @@ _CONFIG_KEYS = {
     "base_url",
     "api_key_env",
     "identity",
+    "query_model",
 }
 
 
@@ -136,6 +137,8 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             ``base_url=None``) later is safe.
         api_key_env: Environment variable holding the server's API key; the name is
             persisted, never the key.
+        query_model: A query-side adaptation of ``model`` that embeds the questions
+            (see :class:`Embedder`); persisted. Documents are still embedded by ``model``.
         identity: The :class:`~qwen3_rag.identity.ModelIdentity` the collection's vectors
             were made with (persisted; the indexer records it). Before its first vector the
             function checks the model at hand against it and raises
@@ -165,6 +168,7 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         base_url: str | None = None,
         api_key_env: str | None = None,
         identity: ModelIdentity | Mapping[str, Any] | None = None,
+        query_model: str | None = None,
         **embedder_kwargs: Any,
     ) -> None:
         self.identity = (
@@ -181,6 +185,7 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             revision=revision,
             base_url=base_url,
             api_key_env=api_key_env,
+            query_model=query_model,
             **embedder_kwargs,
         )
 
@@ -265,6 +270,9 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             value = getattr(self.embedder.options, key)
             if value is not None:
                 config[key] = value
+        query_model = self.embedder.options.query_model
+        if query_model is not None:  # only when set: other configs stay as they were
+            config["query_model"] = query_model if served else _persisted_model(query_model)
         if self.identity is not None:
             config["identity"] = self.identity.to_dict()
         return config
@@ -297,6 +305,7 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
             base_url=config.get("base_url"),
             api_key_env=config.get("api_key_env"),
             identity=config.get("identity"),
+            query_model=config.get("query_model"),
         )
 
     @staticmethod
@@ -314,7 +323,7 @@ class Qwen3EmbeddingFunction(EmbeddingFunction[Documents]):
         dims = config.get("dimensions")
         if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int)):
             raise ValueError(f"qwen3_rag embedding config: dimensions={dims!r} is not an int")
-        for key in ("instruction", "revision", "base_url", "api_key_env"):
+        for key in ("instruction", "revision", "base_url", "api_key_env", "query_model"):
             value = config.get(key)
             if value is not None and not isinstance(value, str):
                 raise ValueError(f"qwen3_rag embedding config: {key}={value!r} is not a string")

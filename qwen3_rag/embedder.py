@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from qwen3_rag import _forward
 from qwen3_rag._model import ModelBase, Runtime
 from qwen3_rag.batching import encode_truncated, plan_batches
+from qwen3_rag.identity import ModelIdentity, check_query_model
 from qwen3_rag.instructions import EOS_TOKEN, Preset, format_query, resolve_instruction
 from qwen3_rag.loading import load_config, token_id
 from qwen3_rag.options import (
@@ -123,6 +124,12 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         timeout: Seconds to wait for the server's answer to one request.
         max_retries: Retries of a request answered 429 or 5xx, or that could not connect
             (exponential backoff; ``Retry-After`` honoured).
+        query_model: Hub id or folder of a query-side adaptation of ``model``
+            (``qwen3-rag adapt --queries-only``): queries are embedded by it, documents by
+            ``model``, so vectors already indexed by ``model`` stay valid. Both share every
+            other setting and load once per process each. A query model that records another
+            base than ``model`` (or none) raises :class:`~qwen3_rag.errors.QueryModelError`
+            on first use.
 
     Raises:
         ValueError: If a value is out of range (e.g. ``dimensions < 32``), an instruction is a
@@ -166,6 +173,7 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         api_key_env: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        query_model: str | None = None,
     ) -> None:
         super().__init__(
             EmbedderOptions(
@@ -186,13 +194,45 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
                 api_key_env=api_key_env,
                 timeout=timeout,
                 max_retries=max_retries,
+                query_model=query_model,
             )
         )
         self.preset: Preset | None = self.options.preset
+        self._query_side: Embedder | None = None
+        self._query_lock = threading.Lock()
         self._hidden_size: int | None = None
         self.remote: RemoteEmbeddingBackend | None = (
             None if base_url is None else RemoteEmbeddingBackend.from_options(self.options)
         )
+
+    @property
+    def query_side(self) -> Embedder:
+        """The embedder that embeds queries: this one, or the one over ``query_model``.
+
+        Raises:
+            QueryModelError: If ``query_model`` was not adapted from ``model``.
+        """
+        if self.options.query_model is None:
+            return self
+        with self._query_lock:
+            if self._query_side is None:
+                options = self.options.replace(model=self.options.query_model, query_model=None)
+                side = Embedder.from_options(options)
+                if self.remote is None:
+                    check_query_model(self.identity(), self.model, side.source)
+                self._query_side = side
+            return self._query_side
+
+    def query_identity(self) -> ModelIdentity:
+        """The :meth:`identity` of the weights that embed queries (``query_model`` or ``model``)."""
+        return self.query_side.identity()
+
+    def load(self) -> Any:
+        """Load the model(s) now instead of on first use; returns ``self``."""
+        super().load()
+        if self.query_side is not self:
+            self.query_side.load()
+        return self
 
     @property
     def dimensions(self) -> int | None:
@@ -249,6 +289,9 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
             qwen3_rag.remote.RemoteError: With ``base_url``, if the server cannot be reached
                 or refuses the request.
         """
+        side = self.query_side
+        if side is not self:
+            return side.embed_queries(texts, instruction=instruction)
         return self._embed(check_texts(texts), self._query_instruction(instruction))
 
     def embed_documents(
@@ -319,6 +362,9 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         With ``base_url`` the requests run on the caller's event loop (``httpx``, no
         thread); local inference runs in a worker thread.
         """
+        side = self.query_side
+        if side is not self:
+            return await side.aembed_queries(texts, instruction=instruction)
         checked, applied = check_texts(texts), self._query_instruction(instruction)
         if self.remote is not None:
             return await self.remote.aembed(_formatted(checked, applied), self.dimensions)

@@ -21,6 +21,7 @@ __all__ = [
     "IdentityMismatchError",
     "ModelKindError",
     "ModelLoadError",
+    "QueryModelError",
     "Qwen3RagError",
     "RemoteError",
     "StoreError",
@@ -52,6 +53,20 @@ class ModelKindError(ModelLoadError, ValueError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class QueryModelError(Qwen3RagError, ValueError):
+    """A query model that was not adapted from the model that embeds the documents.
+
+    Attributes:
+        query_model: The query model.
+        model: The document model.
+    """
+
+    def __init__(self, message: str, *, query_model: str, model: str) -> None:
+        super().__init__(message)
+        self.query_model = query_model
+        self.model = model
 
 
 class RemoteError(Qwen3RagError, OSError):

@@ -85,6 +85,7 @@ class EmbedderFields(ModelFields):
     """The settings of an embedding class; see :class:`~qwen3_rag.EmbedderOptions`."""
 
     dimensions: int | None = option_field(EmbedderOptions, "dimensions")
+    query_model: str | None = option_field(EmbedderOptions, "query_model")
 
     def embedder_options(self, *, model: str, batch_size: int) -> EmbedderOptions:
         """The validated core options for these settings, the model and the batch size.

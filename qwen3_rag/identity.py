@@ -47,14 +47,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from qwen3_rag.errors import ModelKindError
+from qwen3_rag.errors import ModelKindError, QueryModelError
 from qwen3_rag.loading import ModelSource
 
 __all__ = [
+    "ADAPT_METADATA",
     "Checkpoint",
     "CheckpointKind",
     "ModelIdentity",
+    "adapted_from",
     "check_kind",
+    "check_query_model",
     "folder_fingerprint",
     "inspect_checkpoint",
     "model_folder",
@@ -74,6 +77,8 @@ IDENTITY_FILES = (
     "special_tokens_map.json",
     "added_tokens.json",
 )
+#: The file an adapted model folder records its base in (written by ``qwen3-rag adapt``).
+ADAPT_METADATA = "qwen3_rag_adapt.json"
 #: Bytes hashed at the start, the middle and the end of every tensor.
 SAMPLE_BYTES = 4096
 #: A safetensors header larger than this is not a header (a damaged or foreign file).
@@ -366,3 +371,55 @@ def check_kind(source: ModelSource, expected: Literal["embedding", "reranker"]) 
                 found="causal-lm without an LM head",
             )
     return found
+
+
+def adapted_from(source: ModelSource) -> ModelIdentity | None:
+    """The identity of the model a folder was adapted from, as ``qwen3-rag adapt`` recorded it.
+
+    Returns ``None`` for a model with no such record (a published model, or one adapted
+    before the record existed).
+    """
+    folder = model_folder(source)
+    path = None if folder is None else folder / ADAPT_METADATA
+    if path is None or not path.is_file():
+        return None
+    try:
+        base = json.loads(path.read_text(encoding="utf-8")).get("base_identity")
+        return None if base is None else ModelIdentity.from_dict(base)
+    except (OSError, ValueError, AttributeError):
+        logger.warning("%s: unreadable %s", folder, ADAPT_METADATA)
+        return None
+
+
+def check_query_model(documents: ModelIdentity, model: str, query: ModelSource) -> None:
+    """Refuse a query model that was not adapted from the weights that embed the documents.
+
+    Args:
+        documents: The identity of the document model (or of a collection's vectors).
+        model: The document model's name, for the message.
+        query: The query model.
+
+    Raises:
+        QueryModelError: If the query model records another base, or none.
+    """
+    if weights_id(query) == documents.weights:
+        return  # the same weights on both sides
+    base = adapted_from(query)
+    if base is None:
+        raise QueryModelError(
+            f"query_model={query.model!r} has no record of the model it was adapted from "
+            f"({ADAPT_METADATA}), so its query vectors cannot be trusted beside the document "
+            f"vectors of {model!r}: use a query model made by qwen3-rag adapt --queries-only "
+            f"from {model!r}",
+            query_model=query.model,
+            model=model,
+        )
+    if base.weights != documents.weights:
+        raise QueryModelError(
+            f"query_model={query.model!r} was adapted from weights {base.weights}, but the "
+            f"documents are embedded by {model!r} ({documents.weights}): its queries would "
+            f"not match those vectors. Adapt from {model!r}, or embed the documents with the "
+            f"query model's base",
+            query_model=query.model,
+            model=model,
+        )

@@ -455,11 +455,25 @@ class EmbedderOptions(ModelOptions):
         default=32,
         metadata=_doc("Most texts per forward pass (with base_url: per request to the server)."),
     )
+    query_model: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Hub id or local folder of the model that embeds queries, when it is not model: "
+            "a query-side adaptation of model (qwen3-rag adapt --queries-only), so documents "
+            "indexed by model stay valid. Documents are always embedded by model; every other "
+            "setting is shared. None: model embeds both."
+        ),
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.dimensions is not None:
             check_positive_int(self.dimensions, "dimensions", MIN_DIMENSIONS)
+        if self.query_model is not None:
+            query_model = check_model(self.query_model)
+            object.__setattr__(
+                self, "query_model", None if query_model == self.model else query_model
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

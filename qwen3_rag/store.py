@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from qwen3_rag._extras import require
 from qwen3_rag.errors import IdentityMismatchError, StoreError
-from qwen3_rag.identity import ModelIdentity
+from qwen3_rag.identity import ModelIdentity, check_query_model
 
 if TYPE_CHECKING:
     from qwen3_rag.chroma import Qwen3EmbeddingFunction
@@ -66,6 +66,7 @@ __all__ = [
     "open_collection",
     "open_for_search",
     "search",
+    "set_query_model",
     "stored_config",
     "stored_identity",
 ]
@@ -245,6 +246,7 @@ def embedding_function_for(
     device: str | None = None,
     dtype: str | None = None,
     base_url: str | None = None,
+    query_model: str | None = None,
 ) -> Qwen3EmbeddingFunction:
     """The embedding function for a collection: each setting as asked, else as persisted.
 
@@ -261,6 +263,8 @@ def embedding_function_for(
         base_url: A model server to embed with (see :mod:`qwen3_rag.remote`), or ``None``
             for local weights. Taken as given, not from the collection: its vectors are the
             same either way. With a server, the key's variable name is the persisted one.
+        query_model: The model that embeds questions (see :class:`~qwen3_rag.Embedder`);
+            ``None`` takes the persisted one (:func:`set_query_model`), else ``model``.
 
     Returns:
         A :class:`~qwen3_rag.chroma.Qwen3EmbeddingFunction` (nothing loaded yet).
@@ -297,6 +301,7 @@ def embedding_function_for(
         dtype=dtype,
         base_url=base_url,
         api_key_env=persisted.get("api_key_env") if base_url is not None else None,
+        query_model=query_model or persisted.get("query_model"),
     )
 
 
@@ -511,6 +516,48 @@ def _function(
     if clash:
         raise TypeError(f"pass either embedding_function or {', '.join(clash)}, not both")
     return given
+
+
+def set_query_model(client: Any, name: str, query_model: str | None) -> None:
+    """Record the model that embeds a collection's questions, with nothing re-embedded.
+
+    A query-side adaptation (``qwen3-rag adapt --queries-only``) of the model that embedded
+    the collection's documents: from then on ``qwen3-rag query``, :func:`open_for_search` and
+    the Chroma embedding function embed questions with it, and ``qwen3-rag index`` still
+    embeds documents with the collection's model.
+
+    Args:
+        client: Any chromadb client.
+        name: The collection.
+        query_model: Hub id or folder of the query model; ``None`` goes back to the
+            collection's own model.
+
+    Raises:
+        NoCollectionError: If there is no such collection.
+        StoreError: If the collection records no model identity yet (run ``qwen3-rag index``
+            once).
+        qwen3_rag.errors.QueryModelError: If the query model was not adapted from the weights
+            that embedded the collection.
+    """
+    from qwen3_rag.loading import ModelSource
+
+    existing = find_collection(client, name)
+    if existing is None:
+        names = sorted(c.name for c in client.list_collections())
+        raise NoCollectionError(f"no collection {name!r}", names)
+    stored = collection_config(existing)
+    recorded = stored_identity(stored)
+    if recorded is None:
+        raise StoreError(
+            f"collection {name!r} records no identity of its model yet: run qwen3-rag index "
+            f"on it once (it records it), then set the query model"
+        )
+    if query_model is not None:
+        check_query_model(recorded, str(stored.get("model")), ModelSource(query_model))
+    function = embedding_function_for({**stored, "query_model": None}, query_model=query_model)
+    function.identity = recorded
+    existing.modify(configuration={"embedding_function": function})
+    logger.info("collection %r: questions embedded by %s", name, query_model or stored["model"])
 
 
 def stored_identity(config: Mapping[str, Any] | None) -> ModelIdentity | None:

@@ -44,6 +44,7 @@ from qwen3_rag._files import replace_folder, write_json
 from qwen3_rag.adapt.train import AdaptedModel, require_peft
 from qwen3_rag.embedder import Embedder
 from qwen3_rag.errors import Qwen3RagError
+from qwen3_rag.identity import ADAPT_METADATA, ModelIdentity, weights_id
 from qwen3_rag.instructions import InstructionLike
 from qwen3_rag.loading import clear_cache, load_tokenizer
 from qwen3_rag.options import DEFAULT_MAX_LENGTH
@@ -63,7 +64,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The small metadata file written into a merged model folder.
-METADATA_FILE = "qwen3_rag_adapt.json"
+METADATA_FILE = ADAPT_METADATA
 #: Largest difference allowed between the merged folder and the adapter-in-place model.
 SAME = 1e-4
 #: Smallest difference required between the merged folder and the base model.
@@ -345,6 +346,7 @@ def merge_checkpoints(
     reference = _outputs_in_place(adapted, probes)
     merged = adapted.peft_model.merge_and_unload(adapter_names=[name])
     measured: dict[str, float] = {}
+    base_identity = ModelIdentity(weights_id(adapted.source) or f"unresolved:{base_model}")
 
     def build(tmp: Path) -> None:
         merged.save_pretrained(str(tmp), safe_serialization=True)
@@ -362,6 +364,7 @@ def merge_checkpoints(
             **(metadata or {}),
             "kind": kind,
             "base_model": base_model,
+            "base_identity": base_identity.to_dict(),
             "merge": {
                 "method": "slerp of the LoRA updates" if len(folders) > 1 else "LoRA merged",
                 "checkpoints": [str(f) for f in folders],

@@ -1,0 +1,24 @@
+"""LangChain's embeddings take the asymmetric pair: an adapted query model over its base."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from langchain_qwen3 import Qwen3Embeddings
+from qwen3_rag import Embedder
+from tests.core.test_query_model import adapted_copy
+
+
+def test_embed_query_uses_the_query_model_and_documents_the_base(
+    tiny_embedding_dir: Path, tiny_tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    base = Path(shutil.copytree(tiny_embedding_dir, tmp_path / "base"))
+    adapted = adapted_copy(base, tiny_tokenizer_dir, tmp_path / "adapted")
+    lc = Qwen3Embeddings(model=str(base), query_model=str(adapted))
+    want_q = Embedder(str(adapted)).embed_queries(["capital of China?"])[0]
+    want_d = Embedder(str(base)).embed_documents(["Beijing."])[0]
+    np.testing.assert_array_equal(lc.embed_query("capital of China?"), want_q)
+    np.testing.assert_array_equal(lc.embed_documents(["Beijing."])[0], want_d)
