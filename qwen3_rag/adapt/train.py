@@ -569,8 +569,16 @@ def train_embedder(
     dtype: DTypeLike = None,
     on_step: StepCallback | None = None,
     show_progress: bool | None = False,
+    queries_only: bool = False,
 ) -> TrainReport:
     """Train a LoRA adapter on a Qwen3-Embedding model with the report's InfoNCE loss.
+
+    With ``queries_only``, only the query side learns: every passage and negative is
+    embedded once, before training, by the frozen base model through the inference recipe
+    (no gradient; the very vectors an index of the base model stores), and the loss pulls
+    the adapted queries towards those fixed vectors. The merged model is then a query model
+    for the base (``Embedder(base, query_model=merged)``): nothing indexed by the base needs
+    re-embedding, and each step runs the model on the queries alone.
 
     Args:
         base_model: Hub id or folder of the base Qwen3-Embedding model.
@@ -583,6 +591,8 @@ def train_embedder(
         dtype: The base weights' dtype (default float32 on CPU, bfloat16 on CUDA).
         on_step: Called as ``on_step(epoch, step, loss)`` after every optimizer step.
         show_progress: A progress bar per epoch.
+        queries_only: Train the query side only, against the base model's fixed document
+            vectors (see above).
 
     Returns:
         The :class:`TrainReport` (per-epoch losses, checkpoint folders).
@@ -605,13 +615,19 @@ def train_embedder(
         device=device,
         dtype=dtype,
     )
-    model.add_lora(config)
     fmt = model.formatter
+    fixed = _document_vectors(model, [*train, *dev], k, config.batch_size) if queries_only else {}
+    model.add_lora(config)
+
+    def documents(batch: list[Triplet]) -> tuple[torch.Tensor, int]:
+        docs = [t.positive for t in batch] + [n for t in batch for n in t.negatives[:k]]
+        if queries_only:
+            return torch.stack([fixed[text] for text in docs]), 0
+        return model.embed(fmt.document_inputs(docs))
 
     def step_loss(batch: list[Triplet]) -> tuple[torch.Tensor, int]:
         q, q_tokens = model.embed(fmt.query_inputs([t.query for t in batch]))
-        docs = [t.positive for t in batch] + [n for t in batch for n in t.negatives[:k]]
-        d, d_tokens = model.embed(fmt.document_inputs(docs))
+        d, d_tokens = documents(batch)
         n = len(batch)
         negatives = d[n:].view(n, k, -1) if k else None
         same = torch.tensor(
@@ -632,6 +648,7 @@ def train_embedder(
         "instruction": fmt.instruction,
         "config": config.to_dict(),
         "data": _fingerprint(train),
+        "queries_only": queries_only,
     }
     return _run(
         model=model,
@@ -645,6 +662,22 @@ def train_embedder(
         show_progress=show_progress,
         desc="Training",
     )
+
+
+def _document_vectors(
+    model: AdaptedModel, triplets: Sequence[Triplet], k: int, batch_size: int
+) -> dict[str, torch.Tensor]:
+    """The frozen base model's vector of every passage and used negative, computed once."""
+    texts = sorted({d for t in triplets for d in (t.positive, *t.negatives[:k])})
+    inputs = model.formatter.document_inputs(texts)
+    out: dict[str, torch.Tensor] = {}
+    model.decoder.eval()
+    with torch.no_grad():  # plain tensors (not inference ones): the loss reads them later
+        for start in range(0, len(texts), batch_size):
+            vectors, _ = model.embed(inputs[start : start + batch_size])
+            out.update(zip(texts[start : start + batch_size], vectors, strict=True))
+    logger.info("queries only: %d passage vectors of the frozen base computed once", len(out))
+    return out
 
 
 def _labelled_pairs(triplets: Sequence[Triplet], seed: int) -> list[tuple[str, str, int]]:

@@ -181,3 +181,41 @@ def test_bad_settings() -> None:
         TrainConfig(learning_rate=-1.0)
     with pytest.raises(ValueError, match="warmup"):
         TrainConfig(warmup=1.5)
+
+
+def reciprocal_rank(queries: np.ndarray, docs: np.ndarray) -> float:
+    """Mean reciprocal rank of document i for query i, by dot product (written out)."""
+    ranks = []
+    for i, q in enumerate(queries):
+        scores = docs @ q
+        ranks.append(1 + int(np.sum(scores > scores[i])))
+    return float(np.mean([1 / r for r in ranks]))
+
+
+def test_queries_only_training_moves_queries_and_leaves_documents_to_the_base(
+    tiny_embedding_dir: Path, tmp_path: Path
+) -> None:
+    from qwen3_rag.adapt.merge import merge_checkpoints
+
+    base = str(tiny_embedding_dir)
+    data = triplets()
+    config = TrainConfig(**{**CONFIG.to_dict(), "epochs": 6, "learning_rate": 5e-3})
+    report = train_embedder(base, data, tmp_path / "train", config=config, queries_only=True)
+    assert report.epochs[-1].loss < report.epochs[0].loss
+    # only the queries went through the model: fewer tokens than queries and passages
+    full = train_embedder(base, data, tmp_path / "full", config=CONFIG)
+    assert report.epochs[0].tokens < full.epochs[0].tokens / 2
+    merged = merge_checkpoints(
+        base, report.checkpoints[-1:], tmp_path / "queries", probes=(QUERIES[:4], DOCS[:4])
+    ).folder
+
+    pair = Embedder(base, query_model=str(merged))
+    plain = Embedder(base)
+    assert pair.embed_documents(DOCS).tobytes() == plain.embed_documents(DOCS).tobytes()
+    before = reciprocal_rank(plain.embed_queries(QUERIES[:16]), plain.embed_documents(DOCS[:16]))
+    after = reciprocal_rank(pair.embed_queries(QUERIES[:16]), plain.embed_documents(DOCS[:16]))
+    assert after > before + 0.05, (before, after)
+
+    # resuming it as a full run is refused, not silently mixed
+    with pytest.raises(ValueError, match="another training run"):
+        train_embedder(base, data, tmp_path / "train", config=config)
