@@ -1342,6 +1342,8 @@ class _Vectors:
         is keyed by the hash of the exact string the model reads; equal texts are embedded
         once.
         """
+        if side == "query":  # an asymmetric pair's queries: the query model's vectors
+            embedder = embedder.query_side
         applied = preset if preset is not None and (side == "query" or preset.symmetric) else None
         exact = [format_query(applied.instruction, t) if applied else t for t in texts]
         hashes = [_text_hash(t) for t in exact]

@@ -132,6 +132,10 @@ class AdaptConfig:
         rerank_max: With a reranker, skip negative candidates it scores at or above this.
         train: The training settings (``train.negatives`` negatives are mined per query).
         train_reranker: Also fine-tune the reranker (needs ``reranker_model``).
+        queries_only: Train the query side only, against the base model's fixed passage
+            vectors: the adapted model is a query model for ``base_model``
+            (``Embedder(base_model, query_model=...)``), so nothing indexed by the base needs
+            re-embedding, and training runs the model on the queries alone.
         merge: ``"all"``: slerp-merge every epoch checkpoint; ``"last"``: only the last.
         seed: Seeds the synthesis draws, the split and the mining fill.
         device: Where models run (default CUDA, else MPS, else CPU).
@@ -156,6 +160,7 @@ class AdaptConfig:
     rerank_max: float = 0.5
     train: TrainConfig = field(default_factory=TrainConfig)
     train_reranker: bool = False
+    queries_only: bool = False
     merge: str = "all"
     seed: int = 0
     device: DeviceLike = None
@@ -562,7 +567,9 @@ class _Run:
         if fresh:
             shutil.rmtree(self.path("train"), ignore_errors=True)
             shutil.rmtree(self.path("train_reranker"), ignore_errors=True)
-        report = train_embedder(c.base_model, train, self.path("train"), **kwargs).to_dict()
+        report = train_embedder(
+            c.base_model, train, self.path("train"), queries_only=c.queries_only, **kwargs
+        ).to_dict()
         if c.train_reranker and c.reranker_model:
             rr = train_reranker(c.reranker_model, train, self.path("train_reranker"), **kwargs)
             report["reranker"] = rr.to_dict()
@@ -578,6 +585,7 @@ class _Run:
         probes = ([t.query for t in triplets[:PROBES]], [t.positive for t in triplets[:PROBES]])
         metadata = {
             "base_model": c.base_model,
+            "side": "queries" if c.queries_only else "both",
             "instruction": c.to_dict()["instruction"],
             "data": str(self.path("data")),
             "settings": c.to_dict(),
@@ -772,8 +780,13 @@ def _evaluate(run: _Run) -> dict[str, Any]:
     c = run.config
     data = evaluation.load_beir(run.path("data"), split="test")
     base = run.embedder
+    # Queries only: the adapted query model against the base's own passage vectors.
     adapted = Embedder(
-        str(run.path("model")), instruction=c.instruction, device=c.device, dtype=c.dtype
+        c.base_model if c.queries_only else str(run.path("model")),
+        query_model=str(run.path("model")) if c.queries_only else None,
+        instruction=c.instruction,
+        device=c.device,
+        dtype=c.dtype,
     )
     report = evaluation.evaluate(
         data,
