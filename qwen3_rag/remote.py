@@ -47,8 +47,8 @@ an environment variable at each request (``QWEN3_RAG_EMBED_API_KEY`` /
 (``aembed_queries``, ``ascore`` ...) use ``httpx.AsyncClient`` on the caller's event loop: no
 worker thread.
 
-:func:`check_server` embeds and reranks a fixed probe set locally and through servers and
-reports the largest differences (the ``qwen3-rag check-server`` command).
+:func:`qwen3_rag.server_check.check_server` embeds and reranks a fixed probe set locally and
+through servers and reports the largest differences (the ``qwen3-rag check-server`` command).
 
 Example:
     >>> from qwen3_rag import Embedder
@@ -61,24 +61,17 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
 import json
 import logging
-import math
-import os
-import random
 import threading
-import time
 import unicodedata
-import weakref
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from qwen3_rag._http import Transport
 from qwen3_rag.batching import encode_cut, repaired, rerank_budget
 from qwen3_rag.errors import RemoteError
 from qwen3_rag.instructions import (
@@ -100,9 +93,6 @@ from qwen3_rag.options import (
     check_base_url,
 )
 
-if TYPE_CHECKING:
-    import httpx
-
 __all__ = [
     "EMBED_API_KEY_ENV",
     "EMBED_URL_ENV",
@@ -112,8 +102,6 @@ __all__ = [
     "RemoteEmbeddingBackend",
     "RemoteError",
     "RemoteRerankBackend",
-    "ServerReport",
-    "check_server",
 ]
 
 logger = logging.getLogger(__name__)
@@ -123,276 +111,10 @@ EMBED_URL_ENV = "QWEN3_RAG_EMBED_URL"
 #: The environment variable the ``qwen3-rag`` command reads a reranking server's URL from.
 RERANK_URL_ENV = "QWEN3_RAG_RERANK_URL"
 
-#: Answers worth retrying: rate limited, or the server failed or is restarting.
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-#: First backoff delay in seconds; it doubles with each retry (with jitter), up to the cap.
-BACKOFF_SECONDS = 0.5
-MAX_BACKOFF_SECONDS = 8.0
-#: The longest ``Retry-After`` wait honoured, in seconds.
-MAX_RETRY_AFTER_SECONDS = 30.0
 #: Requests one async call keeps in flight at once.
 MAX_CONCURRENT_REQUESTS = 4
 #: Trailing tokens a truncated text may lose so that its text tokenizes back exactly.
 _ROUND_TRIP_SLACK = 8
-
-
-def _httpx() -> Any:
-    try:
-        import httpx
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            'base_url= (a model server) needs httpx: pip install "qwen3-rag[remote]"'
-        ) from exc
-    return httpx
-
-
-def _server_message(response: httpx.Response) -> str:
-    """The error text of an answer, whatever the server's error format."""
-    try:
-        data = response.json()
-    except ValueError:
-        return " ".join(response.text.split())[:300]
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and "message" in error:
-            return str(error["message"])
-        for key in ("message", "detail", "error"):
-            if data.get(key):
-                return str(data[key])[:300]
-    return json.dumps(data)[:300]
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
-
-
-@dataclass
-class _Retry:
-    delay: float
-
-
-@dataclass
-class _Answer:
-    data: Any
-
-
-class _Transport:
-    """One server route: URL spelling, API key, retries, and the sync and async clients."""
-
-    def __init__(
-        self,
-        base_url: str,
-        urls: list[str],
-        *,
-        what: str,
-        api_key_env: str,
-        url_hint: str,
-        timeout: float,
-        max_retries: int,
-    ) -> None:
-        self.base_url = base_url
-        self.urls = urls
-        self.what = what
-        self.api_key_env = api_key_env
-        self.url_hint = url_hint
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = BACKOFF_SECONDS
-        self.url: str | None = None  # the spelling that answered
-        self._first_404 = ""  # what the preferred spelling answered, for the error message
-        self._client: httpx.Client | None = None
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
-        self._aclients = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
-
-    # -- clients ---------------------------------------------------------------------------
-
-    def _sync_client(self) -> httpx.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = _httpx().Client(timeout=self.timeout)
-            return self._client
-
-    def _async_client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._aclients.get(loop)
-            if client is None:
-                client = _httpx().AsyncClient(timeout=self.timeout)
-                self._aclients[loop] = client
-            return client
-
-    def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-    async def aclose(self) -> None:
-        with self._lock:
-            client = self._aclients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
-
-    def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env, "").strip()
-        return {"Authorization": f"Bearer {key}"} if key else {}
-
-    def _candidates(self) -> list[str]:
-        return [self.url] if self.url is not None else self.urls
-
-    # -- one request -----------------------------------------------------------------------
-
-    def post(self, payload: dict[str, Any]) -> Any:
-        """POST ``payload`` as JSON, retrying as configured; returns the decoded answer."""
-        httpx = _httpx()
-        client = self._sync_client()
-        for url in self._candidates():
-            attempt = 0
-            while True:
-                try:
-                    response = client.post(url, json=payload, headers=self._headers())
-                except httpx.TransportError as exc:
-                    outcome: _Answer | _Retry | None = self._failed(url, exc, attempt)
-                else:
-                    outcome = self._answered(url, response, attempt)
-                if outcome is None:
-                    break  # 404: try the next spelling of the route
-                if isinstance(outcome, _Answer):
-                    return outcome.data
-                time.sleep(outcome.delay)
-                attempt += 1
-        raise AssertionError("unreachable: the last route raises")  # pragma: no cover
-
-    async def apost(self, payload: dict[str, Any]) -> Any:
-        """Async :meth:`post`, on the running event loop."""
-        httpx = _httpx()
-        client = self._async_client()
-        for url in self._candidates():
-            attempt = 0
-            while True:
-                try:
-                    response = await client.post(url, json=payload, headers=self._headers())
-                except httpx.TransportError as exc:
-                    outcome: _Answer | _Retry | None = self._failed(url, exc, attempt)
-                else:
-                    outcome = self._answered(url, response, attempt)
-                if outcome is None:
-                    break
-                if isinstance(outcome, _Answer):
-                    return outcome.data
-                await asyncio.sleep(outcome.delay)
-                attempt += 1
-        raise AssertionError("unreachable: the last route raises")  # pragma: no cover
-
-    def _delay(self, attempt: int, retry_after: str | None = None) -> float:
-        honoured = _retry_after(retry_after)
-        if honoured is not None:
-            return honoured
-        ceiling = min(MAX_BACKOFF_SECONDS, self.backoff * float(2**attempt))
-        return ceiling * (0.5 + random.random() / 2)
-
-    def _failed(self, url: str, exc: Exception, attempt: int) -> _Retry:
-        httpx = _httpx()
-        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
-            raise RemoteError(
-                f"the {self.what} server at {url} did not answer within timeout="
-                f"{self.timeout:g} s: raise timeout= or lower batch_size= (inputs per request)",
-                url=url,
-            ) from exc
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        if attempt < self.max_retries:
-            delay = self._delay(attempt)
-            logger.info(
-                "%s server at %s: %s; retry %d of %d in %.1f s",
-                self.what,
-                url,
-                reason,
-                attempt + 1,
-                self.max_retries,
-                delay,
-            )
-            return _Retry(delay)
-        raise RemoteError(
-            f"cannot reach the {self.what} server at {url} ({reason}; {attempt + 1} "
-            f"attempt{'s' if attempt else ''}): is it running? Check {self.url_hint}",
-            url=url,
-        ) from exc
-
-    def _answered(
-        self, url: str, response: httpx.Response, attempt: int
-    ) -> _Answer | _Retry | None:
-        status = response.status_code
-        if 200 <= status < 300:
-            try:
-                data = response.json()
-            except ValueError:
-                raise RemoteError(
-                    f"the {self.what} server at {url} answered {status} with no JSON: is "
-                    f"{self.url_hint} the URL of a model server?",
-                    url=url,
-                    status=status,
-                ) from None
-            self.url = url
-            return _Answer(data)
-        said = _server_message(response)
-        if status == 404 and self.url is None and url != self.urls[-1]:
-            logger.debug("%s: 404 (%s); trying the next route spelling", url, said)
-            self._first_404 = f"{url} answered 404: {said}"
-            return None
-        if status in (401, 403):
-            set_or_not = "is set: check its value" if self._headers() else "is not set"
-            raise RemoteError(
-                f"the {self.what} server at {url} refused the request ({status}: {said}): "
-                f"put its API key in the environment variable {self.api_key_env} (it "
-                f"{set_or_not}; api_key_env= names another variable)",
-                url=url,
-                status=status,
-                server_message=said,
-            )
-        if status in RETRY_STATUSES:
-            if attempt < self.max_retries:
-                delay = self._delay(attempt, response.headers.get("retry-after"))
-                logger.info(
-                    "%s server at %s answered %d; retry %d of %d in %.1f s",
-                    self.what,
-                    url,
-                    status,
-                    attempt + 1,
-                    self.max_retries,
-                    delay,
-                )
-                return _Retry(delay)
-            raise RemoteError(
-                f"the {self.what} server at {url} answered {status} ({said}) {attempt + 1} "
-                f"time{'s' if attempt else ''}; max_retries={self.max_retries}",
-                url=url,
-                status=status,
-                server_message=said,
-            )
-        hint = ""
-        if status == 404:
-            earlier = f"; {self._first_404}" if self._first_404 and self.url is None else ""
-            hint = f"{earlier}: check {self.url_hint} and model (the served model name)"
-        raise RemoteError(
-            f"the {self.what} server at {url} refused the request ({status}: {said}){hint}",
-            url=url,
-            status=status,
-            server_message=said,
-        )
 
 
 def embeddings_urls(base_url: str) -> list[str]:
@@ -481,7 +203,7 @@ class RemoteBackend:
         self.max_length = max_length
         self.show_progress = show_progress
         self.source = source if source is not None else ModelSource(model)
-        self.transport = _Transport(
+        self.transport = Transport(
             self.base_url,
             urls,
             what=self.what,
@@ -630,15 +352,13 @@ class RemoteEmbeddingBackend(RemoteBackend):
     def size(self) -> int:
         """The served model's full vector size (asks the server once if not known yet)."""
         if self._size is None:
-            self._request(["size probe"], None)
-        assert self._size is not None
+            self._size = self._request(["size probe"], None).shape[1]
         return self._size
 
     async def asize(self) -> int:
         """Async :meth:`size`."""
         if self._size is None:
-            await self._arequest(["size probe"], None)
-        assert self._size is not None
+            self._size = (await self._arequest(["size probe"], None)).shape[1]
         return self._size
 
     # -- embedding ----------------------------------------------------------------------
@@ -758,25 +478,41 @@ class RemoteEmbeddingBackend(RemoteBackend):
     def _vectors(
         self, data: Any, payload: dict[str, Any], n: int, dimensions: int | None
     ) -> np.ndarray:
-        """Check the answer, order it by index, keep ``dimensions`` values, L2-normalise."""
+        """Check the answer, order it by index, keep ``dimensions`` values, L2-normalise.
+
+        Raises:
+            RemoteError: If the answer is not one finite, non-zero vector of one length for
+                each input, each index once.
+        """
         url = self.transport.url
+        wanted = f'{{"data": [{{"index", "embedding": [floats]}}]}} for {n} inputs'
         items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != n:
+            got = f"{len(items)} items" if isinstance(items, list) else "no data list"
+            raise _malformed("embedding", url, f"{got}, wanted {wanted}", data)
         rows: list[Any] = [None] * n
+        for position, item in enumerate(items):
+            if not isinstance(item, dict) or "embedding" not in item:
+                raise _malformed("embedding", url, f"item {position} has no embedding", data)
+            rows[_index(item.get("index", position), n, rows, url, "embedding", data)] = item[
+                "embedding"
+            ]
         try:
-            assert isinstance(items, list) and len(items) == n
-            for position, item in enumerate(items):
-                index = item.get("index", position)
-                assert isinstance(index, int) and 0 <= index < n and rows[index] is None
-                rows[index] = item["embedding"]
             matrix = np.asarray(rows, dtype=np.float64)
-            assert matrix.ndim == 2 and matrix.shape[1] > 0 and np.isfinite(matrix).all()
-        except (AssertionError, AttributeError, KeyError, TypeError, ValueError):
-            raise RemoteError(
-                f"the embedding server at {url} answered in an unexpected shape (wanted "
-                f'{{"data": [{{"index", "embedding": [floats]}}]}} for {n} inputs): '
-                f"{json.dumps(data)[:200]}",
-                url=url,
+        except (TypeError, ValueError):
+            raise _malformed(
+                "embedding", url, "the embeddings are not lists of numbers of one length", data
             ) from None
+        if matrix.ndim != 2 or matrix.shape[1] == 0:
+            raise _malformed("embedding", url, f"vectors of shape {matrix.shape}", data)
+        _finite("embedding", url, matrix)
+        if not np.all(np.linalg.norm(matrix, axis=1) > 0):
+            raise RemoteError(
+                f"the embedding server at {url} answered an all-zero vector, which has no "
+                f"direction: the server's model or dtype is broken (check it with qwen3-rag "
+                f"check-server)",
+                url=url,
+            )
         if "dimensions" in payload:
             self._dimensions_accepted = True
         else:
@@ -788,9 +524,45 @@ class RemoteEmbeddingBackend(RemoteBackend):
                     f"{self.base_url}: its vectors have {matrix.shape[1]} values"
                 )
             matrix = matrix[:, :dimensions]
-        norms = np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        if not np.all(norms > 0):
+            raise RemoteError(
+                f"the embedding server at {url} answered vectors whose first {dimensions} "
+                f"values are all zero: they have no direction",
+                url=url,
+            )
         unit: np.ndarray = (matrix / norms).astype(np.float32)
         return unit
+
+
+def _malformed(what: str, url: str | None, problem: str, data: Any) -> RemoteError:
+    """The error for an answer of the wrong shape, quoting its start."""
+    return RemoteError(
+        f"the {what} server at {url} answered in an unexpected shape ({problem}): "
+        f"{json.dumps(data, default=str)[:200]}",
+        url=url,
+    )
+
+
+def _index(index: Any, n: int, seen: list[Any], url: str | None, what: str, data: Any) -> int:
+    """``index`` if it names one of the ``n`` inputs not answered yet, else the error."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+        raise _malformed(what, url, f"index {index!r} is not one of 0..{n - 1}", data)
+    if seen[index] is not None:
+        raise _malformed(what, url, f"index {index} answered twice (another is missing)", data)
+    return index
+
+
+def _finite(what: str, url: str | None, values: np.ndarray) -> None:
+    """Refuse NaN and infinite values, which a float16 server overflowing answers."""
+    bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise RemoteError(
+            f"the {what} server at {url} answered {bad} NaN or infinite value(s) of "
+            f"{np.size(values)}: it computes out of range (float16 overflows on Qwen3: serve "
+            f"it in bfloat16 or float32), so its numbers are not used",
+            url=url,
+        )
 
 
 @dataclass
@@ -991,23 +763,20 @@ class RemoteRerankBackend(RemoteBackend):
         """
         url = self.transport.url
         n = len(request.documents)
+        wanted = f'{{"results": [{{"index", "relevance_score"}}]}} for {n} documents'
         results = data.get("results") if isinstance(data, dict) else data
+        if not isinstance(results, list) or len(results) != n:
+            got = f"{len(results)} results" if isinstance(results, list) else "no results list"
+            raise _malformed("reranking", url, f"{got}, wanted {wanted}", data)
         scores: list[float | None] = [None] * n
-        try:
-            assert isinstance(results, list) and len(results) == n
-            for item in results:
-                index = item["index"]
-                value = item["relevance_score"] if "relevance_score" in item else item["score"]
-                assert isinstance(index, int) and 0 <= index < n and scores[index] is None
-                scores[index] = float(value)
-                assert math.isfinite(scores[index])  # type: ignore[arg-type]
-        except (AssertionError, AttributeError, KeyError, TypeError, ValueError):
-            raise RemoteError(
-                f"the reranking server at {url} answered in an unexpected shape (wanted "
-                f'{{"results": [{{"index", "relevance_score"}}]}} for {n} documents): '
-                f"{json.dumps(data)[:200]}",
-                url=url,
-            ) from None
+        for position, item in enumerate(results):
+            if not isinstance(item, dict) or "index" not in item:
+                raise _malformed("reranking", url, f"result {position} has no index", data)
+            value = item.get("relevance_score", item.get("score"))
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _malformed("reranking", url, f"result {position} has no score", data)
+            scores[_index(item["index"], n, scores, url, "reranking", data)] = float(value)
+        _finite("reranking", url, np.asarray(scores, dtype=np.float64))
         out = [float(s) for s in scores if s is not None]
         if not self._warned_scale and any(not 0.0 <= s <= 1.0 for s in out):
             self._warned_scale = True
@@ -1020,342 +789,30 @@ class RemoteRerankBackend(RemoteBackend):
         return out
 
 
-# -- check-server ----------------------------------------------------------------------------
-
-#: Queries of the probe set (the published examples, a non-Latin one, an empty one).
-PROBE_QUERIES = (
-    "What is the capital of China?",
-    "Explain gravity",
-    "北京是哪个国家的首都？",  # noqa: RUF001
-    "",
+#: Names that moved to :mod:`qwen3_rag.server_check`, still importable from here.
+_MOVED = frozenset(
+    {
+        "MAX_SCORE_DIFF",
+        "MIN_COSINE",
+        "PROBE_DOCUMENTS",
+        "PROBE_INSTRUCTIONS",
+        "PROBE_MAX_LENGTH",
+        "PROBE_QUERIES",
+        "ProbeResult",
+        "ServerReport",
+        "check_server",
+    }
 )
-#: Documents of the probe set; the last is long enough to be truncated at the probe's
-#: ``max_length``.
-PROBE_DOCUMENTS = (
-    "The capital of China is Beijing.",
-    "Gravity is a force that attracts two bodies towards each other. It gives weight to "
-    "physical objects and is responsible for the movement of planets around the sun.",
-    "def reverse(xs):\n    return xs[::-1]\n",
-    "Die Hauptstadt von Deutschland ist Berlin, eine Stadt mit vielen Museen. " * 60,
-)
-#: Instructions of the probe set: the default, a symmetric preset, a custom sentence.
-PROBE_INSTRUCTIONS = (
-    None,
-    "semantic_similarity",
-    "Given a question, find the passage that answers it",
-)
-#: Default ``max_length`` of the probe: the long document is cut, on both sides.
-PROBE_MAX_LENGTH = 256
-#: Default tolerances. A server computing in bfloat16 stays well inside them on the real
-#: models (cosine >= 0.999, scores within ~0.01 of the float32 reference); recipe mistakes
-#: (a missing instruction or <|endoftext|>, no reranker prefix/suffix) fall far outside.
-MIN_COSINE = 0.99
-MAX_SCORE_DIFF = 0.05
 
 
-@dataclass
-class ProbeResult:
-    """One comparison of :func:`check_server`.
+def __getattr__(name: str) -> Any:
+    """``check_server`` and its probe set, imported from their module on first use.
 
-    Attributes:
-        kind: ``"embedding"`` or ``"rerank"``.
-        name: What was compared (texts, instruction, dimensions).
-        min_cosine: Smallest cosine between local and served vectors (embedding).
-        max_abs_diff: Largest absolute difference of a vector value or a score.
-        ok: Whether it is within the tolerances.
+    :mod:`qwen3_rag.server_check` uses the embedder and the reranker, which use this
+    module: importing it lazily keeps the layers one way.
     """
+    if name in _MOVED:
+        import importlib
 
-    kind: str
-    name: str
-    max_abs_diff: float
-    min_cosine: float | None = None
-    ok: bool = True
-
-
-@dataclass
-class ServerReport:
-    """What :func:`check_server` found; ``ok`` is the verdict.
-
-    Attributes:
-        embed_url: The embedding server checked, or ``None``.
-        rerank_url: The reranking server checked, or ``None``.
-        embedding_model: The embedding model (local weights and served name).
-        reranker_model: The reranker model.
-        max_abs_vector_diff: Largest absolute difference of a vector value.
-        min_cosine: Smallest cosine between a local and a served vector.
-        max_abs_score_diff: Largest absolute difference of a reranker score.
-        dimensions_accepted: Whether the server took ``dimensions`` (``False``: the client
-            truncates; ``None``: not checked).
-        min_cosine_allowed: The cosine tolerance.
-        max_score_diff_allowed: The score tolerance.
-        probes: Every comparison.
-        ok: Whether everything is within the tolerances.
-    """
-
-    embed_url: str | None
-    rerank_url: str | None
-    embedding_model: str | None
-    reranker_model: str | None
-    max_abs_vector_diff: float | None = None
-    min_cosine: float | None = None
-    max_abs_score_diff: float | None = None
-    dimensions_accepted: bool | None = None
-    min_cosine_allowed: float = MIN_COSINE
-    max_score_diff_allowed: float = MAX_SCORE_DIFF
-    probes: list[ProbeResult] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every comparison is within the tolerances."""
-        return all(p.ok for p in self.probes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-serialisable data."""
-        return {**asdict(self), "ok": self.ok}
-
-    def table(self) -> str:
-        """The report as a text table, worst differences first within each kind."""
-        lines = []
-        if self.embed_url:
-            accepted = {None: "not asked", True: "yes", False: "no (truncated here)"}
-            lines.append(
-                f"embeddings  {self.embed_url}  model {self.embedding_model}  dimensions "
-                f"accepted: {accepted[self.dimensions_accepted]}"
-            )
-        if self.rerank_url:
-            lines.append(f"reranking   {self.rerank_url}  model {self.reranker_model}")
-        lines.append("")
-        lines.append(f"{'kind':<10} {'probe':<54} {'max |diff|':>10} {'min cos':>9}  ok")
-        for p in sorted(self.probes, key=lambda p: (p.kind, -p.max_abs_diff)):
-            cos = "" if p.min_cosine is None else f"{p.min_cosine:.6f}"
-            lines.append(
-                f"{p.kind:<10} {p.name[:54]:<54} {p.max_abs_diff:>10.2e} {cos:>9}  "
-                f"{'yes' if p.ok else 'NO'}"
-            )
-        lines.append("")
-        summary = []
-        if self.max_abs_vector_diff is not None:
-            summary.append(
-                f"vectors: max |diff| {self.max_abs_vector_diff:.2e}, min cosine "
-                f"{self.min_cosine:.6f} (allowed >= {self.min_cosine_allowed})"
-            )
-        if self.max_abs_score_diff is not None:
-            summary.append(
-                f"scores: max |diff| {self.max_abs_score_diff:.2e} (allowed <= "
-                f"{self.max_score_diff_allowed})"
-            )
-        lines.append("; ".join(summary))
-        lines.append(
-            "OK: the server computes the recipe"
-            if self.ok
-            else "DIFFERENT: the server does not compute the recipe (see the probes marked NO)"
-        )
-        return "\n".join(lines)
-
-
-def _mrl_sizes(hidden: int) -> list[int | None]:
-    sizes: list[int | None] = [None]
-    sizes += [d for d in (32, 128, 512) if d < hidden]
-    return sizes
-
-
-def check_server(
-    url: str | None = None,
-    *,
-    embed_url: str | None = None,
-    rerank_url: str | None = None,
-    embedding_model: str = "Qwen/Qwen3-Embedding-0.6B",
-    reranker_model: str = "Qwen/Qwen3-Reranker-0.6B",
-    max_length: int = PROBE_MAX_LENGTH,
-    min_cosine: float = MIN_COSINE,
-    max_score_diff: float = MAX_SCORE_DIFF,
-    device: str | None = None,
-    dtype: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    embed_api_key_env: str | None = None,
-    rerank_api_key_env: str | None = None,
-) -> ServerReport:
-    """Embed and rerank a fixed probe set locally and through servers; report the differences.
-
-    The local side loads the model weights here (a local folder or the hub cache); the
-    served side sends the same inputs, formatted by the same code. Every query and document
-    of the probe is embedded with each probe instruction (the default, a symmetric preset, a
-    custom sentence) and each Matryoshka size below the model's, and reranked with each
-    instruction; the long document is cut at ``max_length`` on both sides.
-
-    Args:
-        url: One server for both models (e.g. a router in front of two engines).
-        embed_url: The embedding server (overrides ``url``); ``None`` with no ``url`` skips
-            the embedding check.
-        rerank_url: The reranking server (overrides ``url``).
-        embedding_model: Served name and local weights of the embedding model.
-        reranker_model: Served name and local weights of the reranker.
-        max_length: ``max_length`` of both sides during the probe.
-        min_cosine: Smallest cosine allowed between a local and a served vector.
-        max_score_diff: Largest score difference allowed.
-        device: Device of the local side.
-        dtype: Dtype of the local side (default float32 on CPU: the reference).
-        timeout: Seconds per request to the server.
-        max_retries: Retries per request.
-        embed_api_key_env: Variable holding the embedding server's key (default
-            ``QWEN3_RAG_EMBED_API_KEY``).
-        rerank_api_key_env: Variable holding the reranking server's key.
-
-    Returns:
-        The report (``report.ok``, ``report.table()``, ``report.to_dict()``).
-
-    Raises:
-        ValueError: If no server is named.
-        RemoteError: If a server cannot be reached or refuses a request.
-        ModelLoadError: If the local weights cannot be loaded.
-
-    Example:
-        >>> report = check_server("http://localhost:8000")  # doctest: +SKIP
-        >>> print(report.table())  # doctest: +SKIP
-    """
-    with _probe_truncation_not_logged():
-        return _check_server(
-            url,
-            embed_url=embed_url,
-            rerank_url=rerank_url,
-            embedding_model=embedding_model,
-            reranker_model=reranker_model,
-            max_length=max_length,
-            min_cosine=min_cosine,
-            max_score_diff=max_score_diff,
-            device=device,
-            dtype=dtype,
-            timeout=timeout,
-            max_retries=max_retries,
-            embed_api_key_env=embed_api_key_env,
-            rerank_api_key_env=rerank_api_key_env,
-        )
-
-
-class _NoTruncationWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "were truncated" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _probe_truncation_not_logged() -> Iterator[None]:
-    """The probe cuts its long document on purpose: no warning for that."""
-    quiet = _NoTruncationWarning()
-    loggers = [logging.getLogger(f"qwen3_rag.{m}") for m in ("embedder", "reranker", "remote")]
-    for one in loggers:
-        one.addFilter(quiet)
-    try:
-        yield
-    finally:
-        for one in loggers:
-            one.removeFilter(quiet)
-
-
-def _check_server(
-    url: str | None,
-    *,
-    embed_url: str | None,
-    rerank_url: str | None,
-    embedding_model: str,
-    reranker_model: str,
-    max_length: int,
-    min_cosine: float,
-    max_score_diff: float,
-    device: str | None,
-    dtype: str | None,
-    timeout: float,
-    max_retries: int,
-    embed_api_key_env: str | None,
-    rerank_api_key_env: str | None,
-) -> ServerReport:
-    from qwen3_rag.embedder import Embedder
-    from qwen3_rag.reranker import Reranker
-
-    embed_url = embed_url or url
-    rerank_url = rerank_url or url
-    if embed_url is None and rerank_url is None:
-        raise ValueError("check_server needs a server: pass url, embed_url or rerank_url")
-    report = ServerReport(
-        embed_url=check_base_url(embed_url, "embed_url") if embed_url else None,
-        rerank_url=check_base_url(rerank_url, "rerank_url") if rerank_url else None,
-        embedding_model=embedding_model if embed_url else None,
-        reranker_model=reranker_model if rerank_url else None,
-        min_cosine_allowed=min_cosine,
-        max_score_diff_allowed=max_score_diff,
-    )
-    common: dict[str, Any] = {"max_length": max_length, "timeout": timeout}
-    local_args: dict[str, Any] = {"device": device, "dtype": dtype, "max_length": max_length}
-    if report.embed_url:
-        probe = Embedder(
-            embedding_model, base_url=report.embed_url, api_key_env=embed_api_key_env, **common
-        )
-        sizes = _mrl_sizes(probe.hidden_size)  # the served size: asks the server first
-        for instruction in PROBE_INSTRUCTIONS:
-            for dims in sizes:
-                served = Embedder(
-                    embedding_model,
-                    base_url=report.embed_url,
-                    api_key_env=embed_api_key_env,
-                    max_retries=max_retries,
-                    dimensions=dims,
-                    instruction=instruction,
-                    **common,
-                )
-                mine = Embedder(
-                    embedding_model, dimensions=dims, instruction=instruction, **local_args
-                )
-                for side in ("queries", "documents"):
-                    texts = list(PROBE_QUERIES if side == "queries" else PROBE_DOCUMENTS)
-                    # The server first: a dead server fails before local weights load.
-                    if side == "queries":
-                        b, a = served.embed_queries(texts), mine.embed_queries(texts)
-                    else:
-                        b, a = served.embed_documents(texts), mine.embed_documents(texts)
-                    diff = float(np.abs(a - b).max())
-                    cos = float((a * b).sum(axis=1).min())
-                    report.probes.append(
-                        ProbeResult(
-                            "embedding",
-                            f"{side}, instruction={instruction or 'default'}, "
-                            f"dimensions={dims or 'full'}",
-                            diff,
-                            cos,
-                            cos >= min_cosine,
-                        )
-                    )
-                if dims is not None and served.remote is not None:
-                    accepted = served.remote.dimensions_accepted
-                    if accepted is not None:
-                        report.dimensions_accepted = accepted
-                served.close()
-        embedding = [p for p in report.probes if p.kind == "embedding"]
-        report.max_abs_vector_diff = max(p.max_abs_diff for p in embedding)
-        report.min_cosine = min(p.min_cosine or 0.0 for p in embedding)
-    if report.rerank_url:
-        for instruction in PROBE_INSTRUCTIONS:
-            served_rr = Reranker(
-                reranker_model,
-                base_url=report.rerank_url,
-                api_key_env=rerank_api_key_env,
-                max_retries=max_retries,
-                instruction=instruction,
-                **common,
-            )
-            mine_rr = Reranker(reranker_model, instruction=instruction, **local_args)
-            pairs = [(q, d) for q in PROBE_QUERIES for d in PROBE_DOCUMENTS]
-            b_scores = np.asarray(served_rr.score_pairs(pairs))
-            a_scores = np.asarray(mine_rr.score_pairs(pairs))
-            diff = float(np.abs(a_scores - b_scores).max())
-            report.probes.append(
-                ProbeResult(
-                    "rerank",
-                    f"{len(pairs)} pairs, instruction={instruction or 'default'}",
-                    diff,
-                    None,
-                    diff <= max_score_diff,
-                )
-            )
-            served_rr.close()
-        report.max_abs_score_diff = max(p.max_abs_diff for p in report.probes if p.kind == "rerank")
-    return report
+        return getattr(importlib.import_module("qwen3_rag.server_check"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

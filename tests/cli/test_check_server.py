@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from qwen3_rag.cli import EXIT_DIFFERENT, main
-from qwen3_rag.remote import PROBE_DOCUMENTS, check_server
+from qwen3_rag.server_check import PROBE_DOCUMENTS, check_server
 from tests.remote_server import LoopbackServer
 
 
@@ -30,7 +30,7 @@ def models(real_embedding_dir: Path, real_reranker_dir: Path) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("qwen3_rag.remote.BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("qwen3_rag._http.BACKOFF_SECONDS", 0.01)
     for name in ("QWEN3_RAG_EMBED_URL", "QWEN3_RAG_RERANK_URL", "QWEN3_RAG_EMBED_MODEL"):
         monkeypatch.delenv(name, raising=False)
 

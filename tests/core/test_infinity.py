@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from qwen3_rag import Embedder
-from qwen3_rag.remote import PROBE_DOCUMENTS, check_server
+from qwen3_rag.server_check import PROBE_DOCUMENTS, check_server
 
 INFINITY = os.environ.get("QWEN3_RAG_INFINITY", "")
 pytestmark = pytest.mark.skipif(

@@ -60,7 +60,7 @@ def srv(server: LoopbackServer) -> LoopbackServer:
 
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("qwen3_rag.remote.BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("qwen3_rag._http.BACKOFF_SECONDS", 0.01)
     monkeypatch.delenv("QWEN3_RAG_EMBED_API_KEY", raising=False)
     monkeypatch.delenv("QWEN3_RAG_RERANK_API_KEY", raising=False)
 
