@@ -50,7 +50,14 @@ def triplets(n: int) -> list[tuple[str, str, str]]:
     return out
 
 
-def ours(folder: Path, data: list[tuple[str, str, str]], batch: int, warmup: int) -> dict[str, Any]:
+def ours(
+    folder: Path,
+    data: list[tuple[str, str, str]],
+    batch: int,
+    warmup: int,
+    *,
+    queries_only: bool = False,
+) -> dict[str, Any]:
     from qwen3_rag.adapt import TrainConfig, Triplet, train_embedder
 
     examples = [
@@ -79,6 +86,7 @@ def ours(folder: Path, data: list[tuple[str, str, str]], batch: int, warmup: int
             instruction=INSTRUCTION,
             device="cpu",
             on_step=lambda e, s, loss: stamps.append(time.perf_counter()),
+            queries_only=queries_only,
         )
     return {"stamps": [began, *stamps], "warmup": warmup}
 

@@ -197,3 +197,16 @@ def test_identity_benchmark_measures_a_folder(tiny_embedding_dir: Path) -> None:
     result = measure(tiny_embedding_dir, repeats=2)
     assert result["tensors"] == 24 and 0 < result["best_ms"] <= result["median_ms"]
     assert result["sampled_mb"] > 0 and result["folder_mb"] > 0
+
+
+def test_queries_only_benchmark_measures_both_modes() -> None:
+    if not QWEN3_EMBEDDING_TOKENIZER.is_dir():
+        pytest.skip(FIXTURES_MISSING)
+    from benchmarks import models
+    from benchmarks.queries_only import one
+
+    folder = models.build(models.CACHE / "embedding-tiny", "embedding", shape=models.TINY)
+    for queries_only in (False, True):
+        r = one(folder, queries_only, batch=2, steps=1, warmup=1)
+        assert r["queries_only"] is queries_only
+        assert r["examples_per_second"] > 0 and r["peak_mb"] > 0
