@@ -603,12 +603,13 @@ class _Run:
         ).to_dict()
         rr_found = checkpoints(self.path("train_reranker"))
         if c.train_reranker and c.reranker_model and rr_found:
-            report["reranker"] = self._merge_reranker(rr_found, metadata)
+            report["reranker"] = self._merge_reranker(c.reranker_model, rr_found, metadata)
         return report
 
-    def _merge_reranker(self, found: list[Path], metadata: dict[str, Any]) -> dict[str, Any]:
+    def _merge_reranker(
+        self, reranker_model: str, found: list[Path], metadata: dict[str, Any]
+    ) -> dict[str, Any]:
         c = self.config
-        assert c.reranker_model is not None
         chosen = found if c.merge == "all" else found[-1:]
         dev = data_mod.read_triplets(self.path("data") / "triplets.jsonl", "dev") or (
             data_mod.read_triplets(self.path("data") / "triplets.jsonl", "train")
@@ -622,13 +623,13 @@ class _Run:
             (t.query, t.negatives[0]) for t in train[:PROBES] if t.negatives
         ]
         merged = merge_checkpoints(
-            c.reranker_model,
+            reranker_model,
             chosen,
             self.path("reranker"),
             probes=probes,
             kind="reranker",
             instruction=c.instruction,
-            metadata={**metadata, "base_model": c.reranker_model},
+            metadata={**metadata, "base_model": reranker_model},
             max_length=c.train.max_length,
             overwrite=True,
         ).to_dict()
