@@ -165,7 +165,7 @@ def test_blocked_search_equals_brute_force_with_ties(
     corpus = rng.integers(-2, 3, size=(97, 6)).astype(np.float32)
     corpus[[40, 41, 90]] = corpus[3]  # duplicates: equal scores for every query
     queries = rng.integers(-2, 3, size=(11, 6)).astype(np.float32)
-    monkeypatch.setattr(evaluation, "QUERY_BLOCK", 4)  # several query blocks too
+    monkeypatch.setattr("qwen3_rag.evaluation.exact.QUERY_BLOCK", 4)  # several query blocks too
     scores, index = search(queries, corpus, k, block_size=block_size)
     full = queries.astype(np.float64) @ corpus.T.astype(np.float64)
     expected = brute_force(full, k)
@@ -183,7 +183,7 @@ def test_evaluate_vectors_breaks_ties_by_id_across_blocks(
     queries = rng.integers(-2, 3, size=(9, 6)).astype(np.float32)
     ids = [f"doc-{x}" for x in rng.permutation(1000)[:97]]  # ids in no particular order
     qids = [f"q{i}" for i in range(9)]
-    monkeypatch.setattr(evaluation, "QUERY_BLOCK", 4)
+    monkeypatch.setattr("qwen3_rag.evaluation.exact.QUERY_BLOCK", 4)
     run, _ = evaluate_vectors(
         queries, corpus, qids, ids, {q: {ids[0]: 1} for q in qids}, metrics=["MRR@10"], k=25,
         block_size=block_size,
