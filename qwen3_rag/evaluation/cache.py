@@ -18,7 +18,7 @@ from qwen3_rag._files import save_array, write_json
 from qwen3_rag.embedder import Embedder
 
 if TYPE_CHECKING:
-    from qwen3_rag.loading import ModelSource
+    pass
 
 __all__ = ["VectorCache", "default_cache_dir"]
 
@@ -34,39 +34,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "qwen3-rag" / "vectors"
 
 
-def _weights_fingerprint(source: ModelSource) -> Any:
-    """What identifies the weights beyond the name: a local folder's files, a hub snapshot."""
-    if source.is_local:
-        folder = Path(source.location)
-        if not folder.is_dir():
-            return None
-        files = sorted(
-            p
-            for p in folder.iterdir()
-            if p.suffix in {".safetensors", ".bin", ".json"} and p.is_file()
-        )
-        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(
-            source.model, "config.json", cache_dir=source.cache_dir, revision=source.revision
-        )
-    except Exception:  # an unusual hub setup: key on the revision alone
-        return None
-    return Path(found).parent.name if isinstance(found, str) else None
-
-
 def _model_key(embedder: Embedder) -> dict[str, Any]:
-    source = embedder.source
-    return {
-        "model": os.path.abspath(source.location) if source.is_local else source.model,
-        "revision": source.revision,
-        "weights": _weights_fingerprint(source),
-        "dtype": str(embedder.dtype).removeprefix("torch."),
-        "quantize": embedder.quantize,
-        "max_length": embedder.max_length,
-    }
+    """What an embedder's vectors depend on: its model identity and its ``max_length``.
+
+    The identity (:meth:`Embedder.identity <qwen3_rag.Embedder.identity>`) is the weights'
+    content or hub snapshot, the engine and the precision, so replaced weights, a moved hub
+    ``main`` or another dtype never read another's vectors, and a copied folder shares them.
+    """
+    return {"identity": embedder.identity().to_dict(), "max_length": embedder.max_length}
 
 
 def _text_hash(text: str) -> bytes:
@@ -76,8 +51,8 @@ def _text_hash(text: str) -> bytes:
 class VectorCache:
     """Embedding vectors on disk, one folder per model setting, keyed by the exact input text.
 
-    Layout: ``root/<key>/meta.json`` (the model, revision, weights fingerprint, dtype,
-    quantization and ``max_length`` the folder is for) and shards ``<id>.vectors.npy``
+    Layout: ``root/<key>/meta.json`` (the model identity: weights, engine and precision,
+    and the ``max_length`` the folder is for) and shards ``<id>.vectors.npy``
     (float32, one full-size row per text) + ``<id>.keys.npy`` (the SHA-256 of each text as
     the model reads it, instruction included). Every file is written to a temporary name and
     renamed into place, the keys last, so an interrupted run leaves complete shards only: the

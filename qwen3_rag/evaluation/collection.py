@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from qwen3_rag.embedder import Embedder
-from qwen3_rag.evaluation.cache import _model_key
 from qwen3_rag.evaluation.data import Dataset
 from qwen3_rag.evaluation.exact import truncate
 from qwen3_rag.evaluation.metrics import Run, _trec_order
@@ -84,7 +83,7 @@ class _Collection:
         if given is None:
             return self.own
         chosen = _embedder(given, self.own)
-        if _model_key(chosen)["model"] != _model_key(self.own)["model"]:
+        if chosen.identity().weights != self.own.identity().weights:
             logger.warning(
                 "collection %r was indexed with %s; querying it with %s",
                 getattr(self.collection, "name", "?"),

@@ -193,7 +193,8 @@ def _search(
                 best[g] = (vals, idx) if kept is None else _merge(kept, (vals, idx), top, ranks)
         for g, q0 in enumerate(groups):
             kept = best[g]
-            assert kept is not None
+            if kept is None:  # every group meets every block of a non-empty corpus
+                raise RuntimeError(f"query block {g} met no corpus block")
             out_scores[q0 : q0 + len(kept[0])] = kept[0].cpu().numpy()
             out_index[q0 : q0 + len(kept[0])] = kept[1].cpu().numpy()
     return out_scores, out_index

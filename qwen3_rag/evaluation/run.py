@@ -266,7 +266,8 @@ def evaluate(
         q_vectors = vectors.get(plan.embedder, query_texts, plan.query_preset, "query")
         run = searcher.candidates(plan, q_vectors, plan.fetch_k)
         if plan.config.rerank:
-            assert the_reranker is not None
+            if the_reranker is None:  # made above whenever a configuration reranks
+                raise RuntimeError(f"{plan.name}: reranks, but no reranker was made")
             run = _rerank(plan, run, searcher.text, data.queries, the_reranker, memo, show_progress)
         run = {q: ranked[:depth] for q, ranked in searcher.fold(run).items()}
         per_query = score_run(data.qrels, run, parsed)

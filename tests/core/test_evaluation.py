@@ -529,6 +529,37 @@ def test_cache_hit_then_only_a_changed_document_is_embedded(
     assert sum(len(t) for m, t in count_calls if m == "embed_documents") == len(CORPUS)
 
 
+def test_cache_follows_the_weights_not_the_path(
+    tiny_embedding_dir: Path,
+    tiny_tokenizer_dir: Path,
+    tmp_path: Path,
+    count_calls: list[tuple[str, list[str]]],
+) -> None:
+    """New weights under the same path are another model; a copied folder is the same one."""
+    import shutil
+
+    from tests.models import build_model
+
+    folder = Path(shutil.copytree(tiny_embedding_dir, tmp_path / "model"))
+    data = Dataset.from_dicts(CORPUS, QUERIES, QRELS)
+
+    def run(model: Path) -> evaluation.Evaluation:
+        return evaluate(data, embedder=str(model), cache=tmp_path / "cache", metrics=METRICS)
+
+    first = run(folder)
+    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
+    count_calls.clear()
+    assert [r.run for r in run(copy).results] == [r.run for r in first.results]
+    assert count_calls == []  # the same weights elsewhere: every vector from the cache
+
+    retrained = build_model(tmp_path / "retrained", tiny_tokenizer_dir, kind="embedding", seed=6)
+    shutil.copy(retrained / "model.safetensors", folder / "model.safetensors")
+    count_calls.clear()
+    after = run(folder)
+    assert sum(len(t) for m, t in count_calls if m == "embed_documents") == len(CORPUS)
+    assert [r.run for r in after.results] != [r.run for r in first.results]
+
+
 def test_cache_survives_interrupted_and_corrupt_shards(
     tiny_embedding_dir: Path,
     tmp_path: Path,
