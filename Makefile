@@ -13,7 +13,18 @@ OLDEST_TRANSFORMERS ?= transformers==4.51.3
 OLDEST := $(VENV)-oldest
 OLDEST_STAMP := $(OLDEST)/.installed
 
-.PHONY: venv test lint pytest test-oldest demo bench clean
+# The lowest versions the extras allow (uv's lowest-direct resolution), for the adapters' and
+# the store's tests: pyproject.toml's lower bounds are what this target tests.
+LOWEST := $(VENV)-lowest
+LOWEST_STAMP := $(LOWEST)/.installed
+LOWEST_TESTS := tests/langchain/test_async.py tests/langchain/test_fuzz.py \
+	tests/langchain/test_query_model.py tests/langchain/test_remote.py \
+	tests/llamaindex/test_async.py tests/llamaindex/test_embedding.py tests/llamaindex/test_fuzz.py \
+	tests/llamaindex/test_query_model.py tests/llamaindex/test_rerank.py \
+	tests/core/test_chroma.py tests/core/test_store.py tests/core/test_stored_identity.py \
+	tests/core/test_query_model.py tests/core/test_remote_answers.py
+
+.PHONY: venv test lint pytest test-oldest test-lowest demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +56,20 @@ test-oldest: $(OLDEST_STAMP)
 	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider \
 		tests/core/test_parity.py tests/core/test_forward.py tests/core/test_fast_paths.py
 
-test: lint pytest test-oldest
+$(LOWEST_STAMP): pyproject.toml constraints/lowest.txt $(STAMP)
+	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWEST)/bin/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct \
+		-c constraints/lowest.txt -e ".[langchain,llamaindex,chroma,remote]" \
+		"pytest>=8" "pytest-asyncio>=0.24" "hypothesis>=6.100"
+	touch $(LOWEST_STAMP)
+
+# The adapters' and the store's tests against the lowest versions pyproject.toml allows.
+test-lowest: $(LOWEST_STAMP)
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_TESTS)
+
+test: lint pytest test-oldest test-lowest
 
 # `make demo`: index this repository's documentation into ./qwen3_db, ask one question and print
 # the reranked answers. Downloads Qwen/Qwen3-Embedding-0.6B and Qwen/Qwen3-Reranker-0.6B on first
@@ -58,4 +82,4 @@ demo: $(STAMP)
 	$(BIN)/qwen3-rag query "$(DEMO_QUESTION)" --db $(DEMO_DB) -k 3
 
 clean:
-	rm -rf $(VENV) $(OLDEST) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache

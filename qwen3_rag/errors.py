@@ -45,7 +45,9 @@ class ModelKindError(ModelLoadError, ValueError):
         found: What the checkpoint is (``"reranker"``, ``"embedding"``, ...).
     """
 
-    def __init__(self, message: str, *, model: str, expected: str, found: str) -> None:
+    def __init__(
+        self, message: str, *, model: str = "", expected: str = "", found: str = ""
+    ) -> None:
         super().__init__(message)
         self.model = model
         self.expected = expected
@@ -63,7 +65,7 @@ class QueryModelError(Qwen3RagError, ValueError):
         model: The document model.
     """
 
-    def __init__(self, message: str, *, query_model: str, model: str) -> None:
+    def __init__(self, message: str, *, query_model: str = "", model: str = "") -> None:
         super().__init__(message)
         self.query_model = query_model
         self.model = model
@@ -111,7 +113,9 @@ class IdentityMismatchError(StoreError):
         now: The identity of the weights now found for the same model.
     """
 
-    def __init__(self, message: str, *, collection: str, stored: Any, now: Any) -> None:
+    def __init__(
+        self, message: str, *, collection: str = "", stored: Any = None, now: Any = None
+    ) -> None:
         super().__init__(message)
         self.collection = collection
         self.stored = stored
