@@ -107,7 +107,7 @@ def test_interrupt_is_one_line(
     def interrupted(args: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_index", interrupted)
+    monkeypatch.setattr(cli.index, "cmd_index", interrupted)
     assert cli.main(["index", "."]) == 130
     err = capsys.readouterr().err
     assert err.strip() == (
@@ -213,7 +213,7 @@ def test_library_log_lines_are_printed_once(cli_env: dict[str, str], tmp_path: P
     script = (
         "import logging\n"
         "from qwen3_rag import cli\n"
-        "cli._setup_logging(verbose=False, quiet=False)\n"
+        "cli.setup_logging(verbose=False, quiet=False)\n"
         "from huggingface_hub.utils import logging as hub_logging\n"
         "from transformers.utils import logging as hf_logging\n"
         "hub = hub_logging.get_logger('huggingface_hub.utils._http')\n"
