@@ -11,7 +11,6 @@ token ids, last position, ``sigmoid(logit_yes - logit_no)`` or ``sigmoid(score)`
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from qwen3_rag.loading import ModelSource
 from tests.core.test_parity import TASK
 from tests.core.test_remote import PREFIX, SUFFIX
 from tests.core.test_rerank_windows import literal_windows
-from tests.models import CORPUS, build_model, load_reference, tiny_config
+from tests.models import CORPUS, build_model, convert_to_seq_cls, load_reference, tiny_config
 
 MAX_LENGTH = 256
 OVERLAP = 16
@@ -40,15 +39,14 @@ DOCS = [
     CORPUS[2] * 3,
     " ".join(reversed(CORPUS)) * 2,
 ]
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 @pytest.fixture(scope="module")
 def formats(tiny_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """An untied causal reranker (float32) and its sequence-classification conversion."""
-    from transformers import AutoTokenizer, Qwen3ForCausalLM, Qwen3ForSequenceClassification
+    from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+    vocab = len(AutoTokenizer.from_pretrained(tiny_tokenizer_dir))
     root = tmp_path_factory.mktemp("formats")
     causal_dir = build_model(
         root / "causal",
@@ -56,24 +54,9 @@ def formats(tiny_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         kind="reranker",
         dtype=torch.float32,
         seed=3,
-        config=tiny_config(len(tok), tie=False),
+        config=tiny_config(vocab, tie=False),
     )
-    causal = load_reference(Qwen3ForCausalLM, causal_dir)
-    config = causal.config
-    config.architectures = ["Qwen3ForSequenceClassification"]
-    config.num_labels = 1
-    config.pad_token_id = tok.pad_token_id
-    converted = Qwen3ForSequenceClassification(config).eval()
-    converted.model.load_state_dict(causal.model.state_dict())
-    yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
-    with torch.no_grad():
-        head = causal.lm_head.weight
-        converted.score.weight.copy_((head[yes] - head[no]).unsqueeze(0))
-    seq_dir = root / "seq-cls"
-    converted.save_pretrained(seq_dir)
-    for name in TOKENIZER_FILES:
-        if (causal_dir / name).exists():
-            shutil.copy(causal_dir / name, seq_dir / name)
+    seq_dir = convert_to_seq_cls(causal_dir, root / "seq-cls")
     found = inspect_checkpoint(ModelSource(str(seq_dir)))
     assert (found.kind, found.score_rows, found.lm_head) == ("sequence-classification", 1, False)
     return {"causal": causal_dir, "seq-cls": seq_dir}
