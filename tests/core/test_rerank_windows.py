@@ -72,15 +72,15 @@ def literal_best(
     return scores[best], spans[best], len(spans)
 
 
+def windowing(model_dir: Path, **kw: Any) -> Reranker:
+    """A reranker scoring long documents by windows, at this module's settings."""
+    settings: dict[str, Any] = {"max_length": MAX_LENGTH, "window_overlap": OVERLAP, **kw}
+    return Reranker(str(model_dir), device="cpu", long_documents="max", **settings)
+
+
 @pytest.fixture(scope="module")
 def windowed(real_reranker_dir: Path) -> Reranker:
-    return Reranker(
-        str(real_reranker_dir),
-        device="cpu",
-        max_length=MAX_LENGTH,
-        long_documents="max",
-        window_overlap=OVERLAP,
-    )
+    return windowing(real_reranker_dir)
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +109,7 @@ def test_the_relevant_tail_is_found_by_windows_where_truncation_misses_it(
 
 
 def test_max_windows_keeps_the_first_windows(real_reranker_dir: Path) -> None:
-    rr = Reranker(
-        str(real_reranker_dir),
-        device="cpu",
-        max_length=MAX_LENGTH,
-        long_documents="max",
-        window_overlap=OVERLAP,
-        max_windows=2,
-    )
+    rr = windowing(real_reranker_dir, max_windows=2)
     best, span, count = literal_best(real_reranker_dir, QUERY, TAIL_DOC, max_windows=2)
     assert count == 2 and span[1] < len(TAIL_DOC)
     (got,) = rr.rank(QUERY, [TAIL_DOC])
@@ -147,15 +140,7 @@ def test_a_hundred_windows_share_the_query_prefix_and_stay_within_the_token_budg
     real_reranker_dir: Path, forward_calls: dict[str, list[Any]]
 ) -> None:
     budget = 1024
-    rr = Reranker(
-        str(real_reranker_dir),
-        device="cpu",
-        max_length=MAX_LENGTH,
-        long_documents="max",
-        window_overlap=OVERLAP,
-        max_batch_tokens=budget,
-        batch_size=64,
-    ).load()
+    rr = windowing(real_reranker_dir, max_batch_tokens=budget, batch_size=64).load()
     long_doc = LOW * 950 + HIGH * 12 + LOW * 20
     docs = [long_doc, OTHER, TAIL_DOC]
     forward_calls["prefixes"].clear()
