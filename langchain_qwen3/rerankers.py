@@ -9,7 +9,7 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from qwen3_rag import Reranker, RerankerOptions
+from qwen3_rag import Ranked, Reranker, RerankerOptions
 from qwen3_rag.fields import RerankerFields, option_field
 from qwen3_rag.options import check_positive_int
 
@@ -52,6 +52,11 @@ class Qwen3Reranker(_RerankerSettings, BaseDocumentCompressor):
     holds the score. Inputs are never modified, and documents with empty ``page_content``
     are scored like any other. Constructing it loads nothing.
 
+    With ``long_documents="max"``, a document longer than ``max_length`` is scored by
+    overlapping windows and keeps the best window's score; ``metadata["rerank_window"]``
+    holds that window's ``(start, end)`` character span of ``page_content``, so a chain can
+    quote ``page_content[start:end]``.
+
     Setup:
         Install the ``langchain`` extra of ``qwen3-rag``:
 
@@ -70,6 +75,9 @@ class Qwen3Reranker(_RerankerSettings, BaseDocumentCompressor):
             ``"web_search"``.
         device, dtype, max_length, batch_size:
             As for :class:`qwen3_rag.Reranker`.
+        long_documents, window_overlap, max_windows:
+            ``"truncate"`` (default, the official recipe) or ``"max"`` (windows, best kept),
+            as for :class:`qwen3_rag.Reranker`.
         base_url: str | None
             A model server (vLLM) serving ``model`` over ``/rerank`` instead of local
             weights; the prompt template is still applied here. API key from
@@ -263,11 +271,17 @@ def _page_contents(documents: Sequence[Document]) -> list[str]:
     return [doc.page_content for doc in documents]
 
 
-def _rescored(documents: Sequence[Document], ranked: list[tuple[int, float]]) -> list[Document]:
-    """Copies of the ranked documents, best first, with ``metadata["relevance_score"]``."""
-    return [
-        documents[i].model_copy(
-            update={"metadata": {**documents[i].metadata, "relevance_score": score}}
-        )
-        for i, score in ranked
-    ]
+def _rescored(documents: Sequence[Document], ranked: list[Ranked]) -> list[Document]:
+    """Copies of the ranked documents, best first, with ``metadata["relevance_score"]``.
+
+    With ``long_documents="max"`` also ``metadata["rerank_window"]``: the ``(start, end)``
+    character span of ``page_content`` whose window scored best.
+    """
+    out = []
+    for r in ranked:
+        i, score = r
+        metadata = {**documents[i].metadata, "relevance_score": score}
+        if r.window is not None:
+            metadata["rerank_window"] = r.window
+        out.append(documents[i].model_copy(update={"metadata": metadata}))
+    return out

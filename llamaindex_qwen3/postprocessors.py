@@ -13,11 +13,14 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
-from qwen3_rag import Reranker, RerankerOptions
+from qwen3_rag import Ranked, Reranker, RerankerOptions
 from qwen3_rag.fields import RerankerFields, option_field
 from qwen3_rag.options import DEFAULT_RERANKER_MODEL, check_positive_int, check_text
 
-__all__ = ["Qwen3Rerank"]
+__all__ = ["RERANK_WINDOW", "Qwen3Rerank"]
+
+#: The node metadata key of the winning window's character span (``long_documents="max"``).
+RERANK_WINDOW = "rerank_window"
 
 dispatcher = get_dispatcher(__name__)
 
@@ -28,11 +31,16 @@ class Qwen3Rerank(RerankerFields, BaseNodePostprocessor):
     Each node's text (``get_content(metadata_mode=MetadataMode.EMBED)``, as LlamaIndex's
     built-in rerankers use) is scored against the query by :class:`qwen3_rag.Reranker`; the
     result is new :class:`NodeWithScore` objects, best first, whose score is the reranker's
-    P(yes) in [0, 1]. Nodes with empty text are scored like any other. Like the built-in
-    rerankers it emits the instrumentation events ``ReRankStartEvent`` / ``ReRankEndEvent`` and
-    the callback manager's ``CBEventType.RERANKING`` event. Constructing it loads nothing; the
-    async path runs the model in a worker thread, off the event loop (with ``base_url``, a
-    model server, it sends its requests from the event loop).
+    P(yes) in [0, 1]. Nodes with empty text are scored like any other. With
+    ``long_documents="max"`` a node longer than ``max_length`` is scored by overlapping
+    windows, keeps the best window's score, and its copy's ``metadata["rerank_window"]``
+    holds that window's ``(start, end)`` character span of the text that was scored
+    (``node.get_content(metadata_mode=MetadataMode.EMBED)``: the node's text when it has no
+    metadata shown to embeddings); the key is hidden from the LLM and embedding views.
+    Like the built-in rerankers it emits the instrumentation events ``ReRankStartEvent`` /
+    ``ReRankEndEvent`` and the callback manager's ``CBEventType.RERANKING`` event.
+    Constructing it loads nothing; the async path runs the model in a worker thread, off the
+    event loop (with ``base_url``, a model server, it sends its requests from the event loop).
 
     ``top_n`` and ``keep_retrieval_score`` are read at each call; the other fields build the
     core object at construction, so to change one construct a new object (the loaded model
@@ -45,7 +53,8 @@ class Qwen3Rerank(RerankerFields, BaseNodePostprocessor):
         **kwargs: Any other field of this class (``top_n``, ``keep_retrieval_score``,
             ``instruction``, ``device``, ``dtype``, ``max_length``, ``batch_size``,
             ``max_batch_tokens``, ``revision``, ``cache_dir``, ``local_files_only``,
-            ``quantize``, ``show_progress``; the same types and defaults as
+            ``quantize``, ``show_progress``, ``long_documents``, ``window_overlap``,
+            ``max_windows``; the same types and defaults as
             :class:`qwen3_rag.RerankerOptions`).
 
     Raises:
@@ -140,18 +149,21 @@ class Qwen3Rerank(RerankerFields, BaseNodePostprocessor):
         texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
         return query, texts
 
-    def _rank(self, query: str, texts: list[str]) -> list[tuple[int, float]]:
+    def _rank(self, query: str, texts: list[str]) -> list[Ranked]:
         return self._reranker.rank(query, texts, top_n=self.top_n)
 
-    def _rescored(
-        self, nodes: list[NodeWithScore], ranked: list[tuple[int, float]]
-    ) -> list[NodeWithScore]:
+    def _rescored(self, nodes: list[NodeWithScore], ranked: list[Ranked]) -> list[NodeWithScore]:
         out: list[NodeWithScore] = []
-        for i, score in ranked:
+        for r in ranked:
+            i, score = r
             node = nodes[i].node
+            metadata = dict(node.metadata)
             if self.keep_retrieval_score:
-                metadata = {**node.metadata, "retrieval_score": nodes[i].score}
-                node = node.model_copy(update={"metadata": metadata})
+                metadata["retrieval_score"] = nodes[i].score
+            if r.window is not None:
+                metadata[RERANK_WINDOW] = r.window
+            if metadata != node.metadata:
+                node = node.model_copy(update={"metadata": metadata, **_hidden(node, metadata)})
             out.append(NodeWithScore(node=node, score=score))
         return out
 
@@ -179,3 +191,13 @@ class Qwen3Rerank(RerankerFields, BaseNodePostprocessor):
             yield out
             event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))
+
+
+def _hidden(node: BaseNode, metadata: dict[str, Any]) -> dict[str, list[str]]:
+    """The node's excluded-key lists, with :data:`RERANK_WINDOW` hidden from both views."""
+    if RERANK_WINDOW not in metadata:
+        return {}
+    return {
+        key: [*(k for k in getattr(node, key) if k != RERANK_WINDOW), RERANK_WINDOW]
+        for key in ("excluded_llm_metadata_keys", "excluded_embed_metadata_keys")
+    }

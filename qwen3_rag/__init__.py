@@ -31,7 +31,7 @@ from qwen3_rag.options import (
     InstructionLike,
     RerankerOptions,
 )
-from qwen3_rag.reranker import Reranker
+from qwen3_rag.reranker import Ranked, Reranker
 
 __all__ = [
     "__version__",
@@ -48,6 +48,7 @@ __all__ = [
     "ModelLoadError",
     "Preset",
     "Qwen3RagError",
+    "Ranked",
     "RemoteError",
     "Reranker",
     "RerankerOptions",

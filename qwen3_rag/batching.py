@@ -36,6 +36,8 @@ __all__ = [
     "rerank_budget",
     "repaired",
     "right_pad",
+    "text_windows",
+    "token_windows",
     "well_formed",
 ]
 
@@ -158,6 +160,79 @@ def rerank_budget(max_length: int, fixed: int) -> int:
             f"the fixed template alone takes {fixed} tokens"
         )
     return budget
+
+
+def token_windows(
+    length: int, size: int, overlap: int, max_windows: int | None = None
+) -> list[tuple[int, int]]:
+    """Overlapping windows ``[start, end)`` over ``length`` tokens, ``size`` tokens each.
+
+    Windows start every ``size - overlap`` tokens; the last one ends at the last token (so
+    it may share more than ``overlap`` tokens with the one before it). A text that fits is
+    one window. With ``max_windows``, only the first ones are kept.
+
+    Args:
+        length: Tokens of the text.
+        size: Tokens per window (>= 1).
+        overlap: Tokens two neighbouring windows share (0 <= overlap < size).
+        max_windows: Most windows to keep, or ``None`` for all.
+
+    Raises:
+        ValueError: If ``overlap`` does not leave the windows room to advance.
+
+    Example:
+        >>> token_windows(10, 4, 1)
+        [(0, 4), (3, 7), (6, 10)]
+        >>> token_windows(11, 4, 1)
+        [(0, 4), (3, 7), (6, 10), (7, 11)]
+        >>> token_windows(3, 4, 1), token_windows(11, 4, 1, max_windows=2)
+        ([(0, 3)], [(0, 4), (3, 7)])
+    """
+    check_positive_int(size, "size")
+    if not 0 <= overlap < size:
+        raise ValueError(f"window_overlap={overlap} must be smaller than the window ({size})")
+    if length <= size:
+        return [(0, length)]
+    starts = [*range(0, length - size, size - overlap), length - size]
+    return [(start, start + size) for start in starts[:max_windows]]
+
+
+def text_windows(
+    tokenizer: Any,
+    texts: list[str],
+    sizes: Sequence[int],
+    overlap: int,
+    max_windows: int | None = None,
+) -> list[list[tuple[int, int]]]:
+    """Overlapping windows of each text, of the model's own tokens, as character spans.
+
+    Each text is tokenized alone (no special tokens) and cut by :func:`token_windows`;
+    a window is the text from its first token's first character up to the next window
+    token's first character (the text's end for the last), so the windows cover the text
+    and ``text[start:end]`` is what a window holds. Texts are made :func:`well_formed`
+    first; spans index that form (the text itself unless it held surrogates).
+
+    Args:
+        tokenizer: A ``tokenizers.Tokenizer``.
+        texts: The texts.
+        sizes: Tokens per window, for each text.
+        overlap: Tokens two neighbouring windows share.
+        max_windows: Most windows per text, or ``None``.
+
+    Returns:
+        ``(start, end)`` character spans per text, in order.
+
+    Raises:
+        ValueError: If ``overlap`` leaves a text's windows no room to advance.
+    """
+    texts = repaired(texts)
+    out: list[list[tuple[int, int]]] = []
+    encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+    for text, enc, size in zip(texts, encodings, sizes, strict=True):
+        starts = [0, *(int(a) for a, _ in enc.offsets[1:]), len(text)]  # token i starts here
+        spans = token_windows(len(enc.offsets), size, overlap, max_windows)
+        out.append([(starts[a], starts[b]) for a, b in spans])
+    return out
 
 
 def plan_batches(

@@ -32,6 +32,7 @@ from qwen3_rag.options import (
     DTypeLike,
     EmbedderOptions,
     InstructionLike,
+    LongDocuments,
     ModelOptions,
     RerankerOptions,
     default,
@@ -99,6 +100,10 @@ class EmbedderFields(ModelFields):
 
 class RerankerFields(ModelFields):
     """The settings of a reranker class; see :class:`~qwen3_rag.RerankerOptions`."""
+
+    long_documents: LongDocuments = option_field(RerankerOptions, "long_documents")
+    window_overlap: int = option_field(RerankerOptions, "window_overlap")
+    max_windows: int | None = option_field(RerankerOptions, "max_windows")
 
     def reranker_options(self, *, model: str, batch_size: int) -> RerankerOptions:
         """The validated core options for these settings, the model and the batch size.

@@ -52,6 +52,7 @@ from qwen3_rag.loading import ModelSource
 
 __all__ = [
     "ADAPT_METADATA",
+    "SEQ_CLS_FORMAT",
     "Checkpoint",
     "CheckpointKind",
     "ModelIdentity",
@@ -61,6 +62,7 @@ __all__ = [
     "folder_fingerprint",
     "inspect_checkpoint",
     "model_folder",
+    "stored_tensor",
     "weights_id",
 ]
 
@@ -156,11 +158,15 @@ class Checkpoint:
             safetensors headers to read).
         lm_head: Whether the files hold an LM head, or tie it to the input embeddings.
         score_rows: Output rows of a ``score`` head (sequence classification), else ``None``.
+        score_head: The name of that head's weight (``"score.weight"`` as transformers'
+            ``Qwen3ForSequenceClassification`` writes it, or ``"classifier.weight"``), else
+            ``None``.
     """
 
     kind: CheckpointKind
     lm_head: bool
     score_rows: int | None = None
+    score_head: str | None = None
 
 
 def model_folder(source: ModelSource) -> Path | None:
@@ -293,7 +299,10 @@ def inspect_checkpoint(source: ModelSource) -> Checkpoint:
     if score is not None:
         rows = shapes[score][0] if shapes[score] else None
         return Checkpoint(
-            "sequence-classification", lm_head="lm_head.weight" in names, score_rows=rows
+            "sequence-classification",
+            lm_head="lm_head.weight" in names,
+            score_rows=rows,
+            score_head=score,
         )
     if prefixed or "lm_head.weight" in names:
         return Checkpoint("causal-lm", lm_head=lm_head)
@@ -301,6 +310,39 @@ def inspect_checkpoint(source: ModelSource) -> Checkpoint:
         return Checkpoint("embedding", lm_head=False)
     return Checkpoint("unknown", lm_head=lm_head)
 
+
+def stored_tensor(source: ModelSource, name: str) -> Any:
+    """One tensor as stored in the model's safetensors files, as float32 on the CPU.
+
+    Reads only that tensor (the headers say which file and where), never converting it
+    through a lower precision first.
+
+    Args:
+        source: The model (a local folder, or a hub id already in the cache).
+        name: The tensor's name, e.g. ``"score.weight"``.
+
+    Raises:
+        KeyError: If no safetensors file of the model holds ``name``.
+    """
+    from safetensors import safe_open
+
+    folder = model_folder(source)
+    for path in _weight_files(folder) if folder is not None else []:
+        _, header, _ = _header(path)
+        if name in header:
+            with safe_open(str(path), framework="pt") as f:
+                return f.get_tensor(name).float()
+    raise KeyError(f"model={source.model!r} stores no tensor {name!r}")
+
+
+#: The sequence-classification format the reranker reads (what the published conversions
+#: write): the decoder and a one-row score head equal to the LM head's ``yes`` row minus its
+#: ``no`` row, so that ``sigmoid(score . h_last)`` is the original model's P(yes).
+SEQ_CLS_FORMAT = (
+    "a Qwen3ForSequenceClassification conversion with a one-row score head (num_labels=1, "
+    "the 'yes' row minus the 'no' row of the LM head, e.g. "
+    "'tomaarsen/Qwen3-Reranker-0.6B-seq-cls')"
+)
 
 _NEEDS = {
     "embedding": "a Qwen3-Embedding checkpoint (e.g. 'Qwen/Qwen3-Embedding-0.6B')",
@@ -314,9 +356,10 @@ def check_kind(source: ModelSource, expected: Literal["embedding", "reranker"]) 
     What is detected, from the weight names: a bare decoder (Qwen3-Embedding) given to the
     reranker; a decoder with an LM head (Qwen3-Reranker, or a Qwen3 chat model) given to the
     embedder; a causal LM whose LM head is neither stored nor tied (its yes/no rows would be
-    random); a sequence-classification conversion (not supported by this release). What is
-    not: a Qwen3 chat model given to the reranker (the same layout as Qwen3-Reranker), and
-    folders without safetensors headers to read.
+    random); a sequence-classification conversion whose score head is not one row (the
+    reranker reads :data:`SEQ_CLS_FORMAT`). What is not: a Qwen3 chat model given to the
+    reranker (the same layout as Qwen3-Reranker), and folders without safetensors headers
+    to read.
 
     Args:
         source: The model.
@@ -353,14 +396,18 @@ def check_kind(source: ModelSource, expected: Literal["embedding", "reranker"]) 
                 expected="reranker",
                 found="embedding",
             )
-        if found.kind == "sequence-classification":
+        readable = found.score_rows == 1 and found.score_head == "score.weight"
+        if found.kind == "sequence-classification" and not readable:
+            rows = "an unreadable" if found.score_rows is None else f"a {found.score_rows}-row"
+            if found.score_rows == 1:
+                rows = f"a {found.score_head!r}"
             raise ModelKindError(
-                f"model={model!r} is a Qwen3ForSequenceClassification conversion (a "
-                f"{found.score_rows}-row score head), which this release does not read: use "
+                f"model={model!r} is a sequence-classification checkpoint with {rows} score "
+                f"head, which the reranker cannot interpret: it reads {SEQ_CLS_FORMAT}, or "
                 f"{_NEEDS['reranker']} in its original causal-LM format",
                 model=model,
                 expected="reranker",
-                found="sequence-classification",
+                found=f"sequence-classification ({rows} score head)",
             )
         if found.kind == "causal-lm" and not found.lm_head:
             raise ModelKindError(

@@ -35,7 +35,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -52,10 +52,13 @@ __all__ = [
     "MIN_DIMENSIONS",
     "QUANTIZATIONS",
     "RERANK_API_KEY_ENV",
+    "DEFAULT_WINDOW_OVERLAP",
+    "LONG_DOCUMENTS",
     "DTypeLike",
     "DeviceLike",
     "EmbedderOptions",
     "InstructionLike",
+    "LongDocuments",
     "ModelOptions",
     "RerankerOptions",
     "check_model",
@@ -90,6 +93,13 @@ MIN_DIMENSIONS = 32
 DEFAULT_TIMEOUT = 60.0
 #: Retries of one request to a model server (on 429, 5xx and failed connections).
 DEFAULT_MAX_RETRIES = 3
+#: Tokens two neighbouring windows of a long document share (``long_documents="max"``).
+DEFAULT_WINDOW_OVERLAP = 64
+#: What the reranker does with a document longer than its token budget: ``"truncate"`` (the
+#: official recipe: cut it, its tail unseen) or ``"max"`` (score overlapping windows of it,
+#: keep the best window's score).
+LongDocuments = Literal["truncate", "max"]
+LONG_DOCUMENTS: tuple[str, ...] = get_args(LongDocuments)
 #: The environment variable an embedding server's API key is read from (by default).
 EMBED_API_KEY_ENV = "QWEN3_RAG_EMBED_API_KEY"
 #: The environment variable a reranking server's API key is read from (by default).
@@ -500,9 +510,40 @@ class RerankerOptions(ModelOptions):
         ),
     )
 
+    long_documents: LongDocuments = field(
+        default="truncate",
+        metadata=_doc(
+            '"truncate" (the official recipe) cuts a document that does not fit max_length, '
+            'so its tail is never read; "max" scores it by overlapping windows of its tokens, '
+            "each with the full template, and keeps the best window's score and span."
+        ),
+    )
+    window_overlap: int = field(
+        default=DEFAULT_WINDOW_OVERLAP,
+        metadata=_doc(
+            'Tokens two neighbouring windows share (long_documents="max"), so a passage cut '
+            "by a window's edge is whole in one of them."
+        ),
+    )
+    max_windows: int | None = field(
+        default=None,
+        metadata=_doc(
+            'Most windows scored per document (long_documents="max"): the first ones, the '
+            "rest unread, like max_chunks_per_doc elsewhere; None scores every window."
+        ),
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         check_rerank_instruction(self.instruction)
+        if self.long_documents not in LONG_DOCUMENTS:
+            raise ValueError(
+                f"long_documents must be one of {', '.join(map(repr, LONG_DOCUMENTS))}, "
+                f"got {self.long_documents!r}"
+            )
+        check_positive_int(self.window_overlap, "window_overlap", 0)
+        if self.max_windows is not None:
+            check_positive_int(self.max_windows, "max_windows")
 
 
 def check_rerank_instruction(instruction: InstructionLike) -> Preset:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,23 +26,27 @@ from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
 from qwen3_rag._model import ModelBase, Runtime
-from qwen3_rag.batching import encode_truncated, plan_batches, rerank_budget
+from qwen3_rag.batching import encode_cut, plan_batches, repaired, rerank_budget, text_windows
+from qwen3_rag.errors import ModelKindError
+from qwen3_rag.identity import SEQ_CLS_FORMAT, check_kind, inspect_checkpoint, stored_tensor
 from qwen3_rag.instructions import (
     EOS_TOKEN,
     RERANK_PREFIX,
     RERANK_SUFFIX,
     format_rerank_body,
 )
-from qwen3_rag.loading import token_id
+from qwen3_rag.loading import ModelSource, load_config, token_id
 from qwen3_rag.options import (
     DEFAULT_MAX_BATCH_TOKENS,
     DEFAULT_MAX_LENGTH,
     DEFAULT_MAX_RETRIES,
     DEFAULT_RERANKER_MODEL,
     DEFAULT_TIMEOUT,
+    DEFAULT_WINDOW_OVERLAP,
     DeviceLike,
     DTypeLike,
     InstructionLike,
+    LongDocuments,
     RerankerOptions,
     check_pairs,
     check_positive_int,
@@ -52,7 +56,14 @@ from qwen3_rag.options import (
 )
 from qwen3_rag.remote import RemoteRerankBackend
 
-__all__ = ["DEFAULT_RERANKER_MODEL", "NO_TOKEN", "YES_TOKEN", "Reranker", "rerank_inputs"]
+__all__ = [
+    "DEFAULT_RERANKER_MODEL",
+    "NO_TOKEN",
+    "YES_TOKEN",
+    "Ranked",
+    "Reranker",
+    "rerank_inputs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +97,85 @@ def rerank_inputs(
     Raises:
         ValueError: If ``max_length`` leaves no room for the body.
     """
+    sequences, cut = _rerank_ids(tokenizer, bodies, max_length, prefix_ids, suffix_ids)
+    return sequences, sum(cut)
+
+
+def _rerank_ids(
+    tokenizer: Any,
+    bodies: list[str],
+    max_length: int,
+    prefix_ids: list[int],
+    suffix_ids: list[int],
+) -> tuple[list[list[int]], list[bool]]:
+    """:func:`rerank_inputs`, saying which bodies were cut."""
     budget = rerank_budget(max_length, len(prefix_ids) + len(suffix_ids))
-    sequences, truncated = encode_truncated(tokenizer, bodies, budget)
-    return [[*prefix_ids, *ids, *suffix_ids] for ids in sequences], truncated
+    sequences, cut = encode_cut(tokenizer, bodies, budget)
+    return [[*prefix_ids, *ids, *suffix_ids] for ids in sequences], cut
+
+
+class Ranked(tuple[int, float]):
+    """One result of :meth:`Reranker.rank`: ``(index, score)``, and the window that won.
+
+    A plain ``(index, score)`` pair (it unpacks, compares and indexes as one), with
+    ``window``: with ``long_documents="max"``, the ``(start, end)`` character span of the
+    document that scored best (``document[start:end]``; ``(0, len(document))`` for a
+    document read whole); ``None`` with ``long_documents="truncate"``.
+
+    Example:
+        >>> r = Ranked(2, 0.75, (120, 980))
+        >>> index, score = r
+        >>> (index, score) == r, r.window
+        (True, (120, 980))
+        >>> r
+        Ranked(index=2, score=0.75, window=(120, 980))
+    """
+
+    window: tuple[int, int] | None
+
+    def __new__(cls, index: int, score: float, window: tuple[int, int] | None = None) -> Ranked:
+        """A result: ``index`` into the documents, its ``score``, its winning ``window``."""
+        self = super().__new__(cls, (index, score))
+        self.window = window
+        return self
+
+    def __getnewargs__(self) -> tuple[int, float, tuple[int, int] | None]:
+        return (self[0], self[1], self.window)
+
+    def __repr__(self) -> str:
+        if self.window is None:
+            return tuple.__repr__(self)
+        return f"Ranked(index={self[0]!r}, score={self[1]!r}, window={self.window!r})"
+
+
+#: Scores in input order, and the winning window of each (``None`` when not windowed).
+_Scores = tuple[list[float], list["tuple[int, int] | None"]]
+
+
+@dataclass
+class _Windows:
+    """What :meth:`Reranker._windows` plans: the candidates scored, and whose each is."""
+
+    count: int  # input pairs
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    whole: list[bool] = field(default_factory=list)
+
+    def add(self, owner: int, pair: tuple[str, str], span: tuple[int, int], *, whole: bool) -> None:
+        self.pairs.append(pair)
+        self.owners.append(owner)
+        self.spans.append(span)
+        self.whole.append(whole)
+
+    def best(self, scores: list[float]) -> _Scores:
+        """Each input pair's best candidate score and span (the first of equal ones)."""
+        best = [-1.0] * self.count
+        spans: list[tuple[int, int] | None] = [None] * self.count
+        for owner, score, span in zip(self.owners, scores, self.spans, strict=True):
+            if score > best[owner]:
+                best[owner], spans[owner] = score, span
+        return best, spans
 
 
 @dataclass
@@ -99,7 +186,9 @@ class _RerankRuntime(Runtime):
     prefix sharing.
     """
 
-    no_yes: torch.Tensor  # (2, hidden): the LM-head rows of "no" and "yes", float32
+    #: (2, hidden), float32: the LM-head rows of "no" and "yes"; for a sequence-classification
+    #: conversion, a zero row and its one score row (``yes - no``).
+    no_yes: torch.Tensor
     prefix_ids: list[int]
     suffix_ids: list[int]
     pad_id: int
@@ -143,6 +232,16 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         timeout: Seconds to wait for the server's answer to one request.
         max_retries: Retries of a request answered 429 or 5xx, or that could not connect
             (exponential backoff; ``Retry-After`` honoured).
+        long_documents: What to do with a document whose pair exceeds ``max_length``:
+            ``"truncate"`` (default, the official recipe) cuts it and never reads its tail;
+            ``"max"`` cuts it into overlapping windows of its own tokens, scores each window
+            with the full template (prefix, instruction, query, window, suffix) like any
+            candidate (the query's prefix computed once for all of them, batched under the
+            same token budget), and keeps the best window's P(yes); :meth:`rank` says which
+            window won. With ``base_url`` the windows are cut here, with the model's
+            tokenizer, and sent as documents.
+        window_overlap: Tokens two neighbouring windows share (``long_documents="max"``).
+        max_windows: Most windows per document, the first ones (``None``: all).
 
     Raises:
         ValueError: If a value is out of range, the instruction is empty or a typo of a preset
@@ -181,6 +280,9 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         api_key_env: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        long_documents: LongDocuments = "truncate",
+        window_overlap: int = DEFAULT_WINDOW_OVERLAP,
+        max_windows: int | None = None,
     ) -> None:
         super().__init__(
             RerankerOptions(
@@ -200,6 +302,9 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
                 api_key_env=api_key_env,
                 timeout=timeout,
                 max_retries=max_retries,
+                long_documents=long_documents,
+                window_overlap=window_overlap,
+                max_windows=max_windows,
             )
         )
         self.instruction: str = check_rerank_instruction(instruction).instruction
@@ -226,7 +331,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
             qwen3_rag.remote.RemoteError: With ``base_url``, if the server cannot be reached
                 or refuses the request.
         """
-        return self._score(_query_pairs(query, documents), instruction)
+        return self._scored(_query_pairs(query, documents), instruction)[0]
 
     def score_pairs(
         self, pairs: Sequence[tuple[str, str]], *, instruction: InstructionLike = None
@@ -244,7 +349,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         Raises:
             TypeError: If ``pairs`` is not an iterable of two-string pairs (names the index).
         """
-        return self._score(check_pairs(pairs), instruction)
+        return self._scored(check_pairs(pairs), instruction)[0]
 
     def rank(
         self,
@@ -253,7 +358,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         *,
         top_n: int | None = None,
         instruction: InstructionLike = None,
-    ) -> list[tuple[int, float]]:
+    ) -> list[Ranked]:
         """Documents ordered by relevance, best first.
 
         Args:
@@ -263,14 +368,16 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
             instruction: Override this reranker's instruction for this call.
 
         Returns:
-            ``(index into documents, score)`` tuples, best first; ties keep input order.
+            ``(index into documents, score)`` tuples (:class:`Ranked`), best first; ties keep
+            input order. With ``long_documents="max"`` each also says which part of its
+            document won: ``.window``, a ``(start, end)`` character span.
 
         Raises:
             ValueError: If ``top_n`` is not ``None`` or a positive integer.
         """
         if top_n is not None:
             top_n = check_positive_int(top_n, "top_n")
-        return _ranked(self.score(query, documents, instruction=instruction), top_n)
+        return _ranked(*self._scored(_query_pairs(query, documents), instruction), top_n)
 
     async def ascore(
         self, query: str, documents: Sequence[str], *, instruction: InstructionLike = None
@@ -282,7 +389,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         """
         pairs = _query_pairs(query, documents)
         if self.remote is not None:
-            return await self.remote.ascore(self._instruction_text(instruction), pairs)
+            return (await self._ascored_remote(pairs, instruction))[0]
         return await asyncio.to_thread(self.score, query, documents, instruction=instruction)
 
     async def ascore_pairs(
@@ -291,7 +398,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         """Async :meth:`score_pairs`, never blocking the event loop."""
         checked = check_pairs(pairs)
         if self.remote is not None:
-            return await self.remote.ascore(self._instruction_text(instruction), checked)
+            return (await self._ascored_remote(checked, instruction))[0]
         return await asyncio.to_thread(self.score_pairs, checked, instruction=instruction)
 
     async def arank(
@@ -301,7 +408,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         *,
         top_n: int | None = None,
         instruction: InstructionLike = None,
-    ) -> list[tuple[int, float]]:
+    ) -> list[Ranked]:
         """Async :meth:`rank`, never blocking the event loop."""
         if top_n is not None:
             top_n = check_positive_int(top_n, "top_n")
@@ -309,42 +416,70 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
             return await asyncio.to_thread(
                 self.rank, query, documents, top_n=top_n, instruction=instruction
             )
-        return _ranked(await self.ascore(query, documents, instruction=instruction), top_n)
+        pairs = _query_pairs(query, documents)
+        return _ranked(*await self._ascored_remote(pairs, instruction), top_n)
 
     # -- internals ---------------------------------------------------------------------------
 
     def _load_runtime(self) -> _RerankRuntime:
-        from transformers import AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-        tokenizer, lm = self._load(AutoModelForCausalLM)
-        yes_id = token_id(tokenizer, YES_TOKEN, self.source)
-        no_id = token_id(tokenizer, NO_TOKEN, self.source)
+        seq_cls = self._is_seq_cls()
+        tokenizer, lm = self._load(
+            AutoModelForSequenceClassification if seq_cls else AutoModelForCausalLM
+        )
         pad_id = token_id(tokenizer, EOS_TOKEN, self.source)
-        head = lm.get_output_embeddings().weight
-        no_yes = head[[no_id, yes_id]].detach().float().clone()
         decoder = lm.get_decoder() if hasattr(lm, "get_decoder") else lm.model
-        del lm, head  # the full LM head is freed unless tied to the input embeddings
+        if seq_cls:
+            no_yes = _converted_head(self.source, lm)
+        else:
+            yes_id = token_id(tokenizer, YES_TOKEN, self.source)
+            no_id = token_id(tokenizer, NO_TOKEN, self.source)
+            head = lm.get_output_embeddings().weight
+            no_yes = head[[no_id, yes_id]].detach().float().clone()
+            del head
+        del lm  # the full LM head (or score head) is freed unless tied to the embeddings
         return _RerankRuntime(
             tokenizer=tokenizer,
             model=decoder,
             device=self.device,
             lock=threading.Lock(),
             fast=self._prepare(decoder, pad_id),  # the yes/no rows above stay float32
-            no_yes=no_yes,
+            no_yes=no_yes.to(self.device),
             prefix_ids=tokenizer.encode(RERANK_PREFIX, add_special_tokens=False).ids,
             suffix_ids=tokenizer.encode(RERANK_SUFFIX, add_special_tokens=False).ids,
             pad_id=pad_id,
         )
 
-    def _tokenize(self, rt: _RerankRuntime, bodies: list[str]) -> list[list[int]]:
-        sequences, truncated = rerank_inputs(
+    def _is_seq_cls(self) -> bool:
+        """Whether the checkpoint is a sequence-classification conversion (else a causal LM).
+
+        Read from the weights when they are here, else from the configuration's
+        ``architectures`` (a hub model not cached yet: only its config is fetched first).
+        """
+        found = inspect_checkpoint(self.source)
+        if found.kind != "unknown":
+            return found.kind == "sequence-classification"
+        architectures = getattr(load_config(self.source), "architectures", None) or []
+        return any(str(a).endswith("ForSequenceClassification") for a in architectures)
+
+    def _tokenize(
+        self, rt: _RerankRuntime, bodies: list[str], whole: list[bool]
+    ) -> list[list[int]]:
+        """Token ids of each body, warning once when whole documents were cut.
+
+        ``whole[i]``: body ``i`` holds a whole document (a window cut by a token at its edge
+        is not what the truncation warning is about).
+        """
+        sequences, cut = _rerank_ids(
             rt.tokenizer, bodies, self.max_length, rt.prefix_ids, rt.suffix_ids
         )
+        truncated = sum(c and w for c, w in zip(cut, whole, strict=True))
         if truncated:
             logger.warning(
                 "%d of %d query-document pairs exceeded max_length=%d tokens and were truncated",
                 truncated,
-                len(bodies),
+                sum(whole),
                 self.max_length,
             )
         return sequences
@@ -354,17 +489,114 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
             return self.instruction
         return check_rerank_instruction(instruction).instruction
 
-    def _score(self, pairs: list[tuple[str, str]], instruction: InstructionLike) -> list[float]:
+    def _scored(self, pairs: list[tuple[str, str]], instruction: InstructionLike) -> _Scores:
+        """Scores of the pairs and, with ``long_documents="max"``, the winning windows."""
         text = self._instruction_text(instruction)
-        if self.remote is not None:
-            return self.remote.score(text, pairs)
         if not pairs:
-            return []
-        bodies = [format_rerank_body(text, q, d) for q, d in pairs]
+            return [], []
+        if self.options.long_documents == "truncate":
+            scores = self._score_candidates(text, pairs, [True] * len(pairs))
+            return scores, [None] * len(pairs)
+        tokenizer = self._runtime().tokenizer if self.remote is None else self._remote_tokenizer()
+        windows = self._windows(tokenizer, text, pairs)
+        return windows.best(self._score_candidates(text, windows.pairs, windows.whole))
+
+    async def _ascored_remote(
+        self, pairs: list[tuple[str, str]], instruction: InstructionLike
+    ) -> _Scores:
+        """:meth:`_scored` with a model server, its requests sent from the event loop."""
+        assert self.remote is not None
+        text = self._instruction_text(instruction)
+        if self.options.long_documents == "truncate" or not pairs:
+            return await self.remote.ascore(text, pairs), [None] * len(pairs)
+        tokenizer = await asyncio.to_thread(self._remote_tokenizer)
+        windows = self._windows(tokenizer, text, pairs)
+        return windows.best(await self.remote.ascore(text, windows.pairs))
+
+    def _remote_tokenizer(self) -> Any:
+        """The tokenizer windows are cut with, beside a model server, or a ``ValueError``."""
+        assert self.remote is not None
+        tokenizer = self.remote.tokenizer()
+        if tokenizer is None:
+            raise ValueError(
+                f"long_documents='max' with base_url cuts the windows here, with the model's "
+                f"tokenizer, which could not be loaded for model={self.model!r}: give the "
+                f"model's hub id or a local folder holding its tokenizer, or use "
+                f"long_documents='truncate'"
+            )
+        return tokenizer
+
+    def _windows(self, tokenizer: Any, instruction: str, pairs: list[tuple[str, str]]) -> _Windows:
+        """The candidates to score: each pair whose body fits, and windows of those that do not.
+
+        A body that exceeds the budget (``max_length`` less the fixed prefix and suffix) is
+        cut, by the recipe, inside its document; here that document becomes windows of its
+        own tokens instead, each as long as the budget leaves after the template, the
+        instruction and the query (the body with an empty document), overlapping by
+        ``window_overlap`` tokens (:func:`~qwen3_rag.batching.text_windows`). Each window is
+        then an ordinary pair ``(query, window text)``, formatted and tokenized by the recipe.
+
+        Raises:
+            ValueError: If a query leaves the windows less room than ``window_overlap + 1``
+                tokens.
+        """
+        fixed = [
+            len(ids) for ids in encode_cut(tokenizer, [RERANK_PREFIX, RERANK_SUFFIX], 1 << 30)[0]
+        ]
+        budget = rerank_budget(self.max_length, sum(fixed))
+        documents = repaired([d for _, d in pairs])
+        bodies = [
+            format_rerank_body(instruction, q, d)
+            for (q, _), d in zip(pairs, documents, strict=True)
+        ]
+        cut = encode_cut(tokenizer, bodies, budget)[1]
+        long = [i for i, c in enumerate(cut) if c]
+        queries = sorted({pairs[i][0] for i in long})
+        heads = encode_cut(
+            tokenizer, [format_rerank_body(instruction, q, "") for q in queries], budget + 1
+        )[0]
+        room = {q: budget - len(ids) for q, ids in zip(queries, heads, strict=True)}
+        for q in queries:
+            if room[q] <= self.options.window_overlap:
+                raise ValueError(
+                    f"long_documents='max': max_length={self.max_length} leaves {room[q]} "
+                    f"tokens per window after the template, instruction and a query of "
+                    f"{len(q)} characters, not more than window_overlap="
+                    f"{self.options.window_overlap}: raise max_length or lower window_overlap"
+                )
+        spans = text_windows(
+            tokenizer,
+            [documents[i] for i in long],
+            [room[pairs[i][0]] for i in long],
+            self.options.window_overlap,
+            self.options.max_windows,
+        )
+        windowed = dict(zip(long, spans, strict=True))
+        out = _Windows(count=len(pairs))
+        for i, ((query, _), document) in enumerate(zip(pairs, documents, strict=True)):
+            for start, end in windowed.get(i, [(0, len(document))]):
+                out.add(i, (query, document[start:end]), (start, end), whole=i not in windowed)
+        if long:
+            logger.info(
+                "%d of %d documents exceeded max_length=%d tokens: scored by %d windows",
+                len(long),
+                len(pairs),
+                self.max_length,
+                sum(len(w) for w in spans),
+            )
+        return out
+
+    def _score_candidates(
+        self, instruction: str, pairs: list[tuple[str, str]], whole: list[bool]
+    ) -> list[float]:
+        """P(yes) of each ``(query, document)`` pair as the recipe scores it."""
+        if self.remote is not None:
+            return self.remote.score(instruction, pairs)
+        bodies = [format_rerank_body(instruction, q, d) for q, d in pairs]
         rt = self._runtime()
         scores = [0.0] * len(pairs)
         with rt.lock:
-            sequences = self._tokenize(rt, bodies)
+            sequences = self._tokenize(rt, bodies, whole)
             with (
                 tqdm(
                     total=len(pairs), desc="Reranking", unit="pair", disable=not self.show_progress
@@ -404,16 +636,61 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         return scores
 
 
+def _converted_head(source: ModelSource, model: Any) -> torch.Tensor:
+    """The ``(2, hidden)`` rows a sequence-classification conversion scores with.
+
+    The published conversions store one row, ``yes - no`` of the LM head; the reranker scores
+    ``sigmoid((yes - no) . h)`` from its two rows, so the converted head becomes the rows
+    ``[0, yes - no]``: one scoring path for both formats. The row is read as stored (float32
+    here, whatever the compute dtype), and only from a head transformers' class reads whole.
+
+    Raises:
+        ModelKindError: If the loaded model has no one-row ``score`` head, or the files hold
+            a bias beside it (which the format has not).
+    """
+    found = check_kind(source, "reranker")  # one row, named score.weight, or an error
+    weight = getattr(getattr(model, "score", None), "weight", None)
+    if found.kind != "sequence-classification" or weight is None or _stores(source, "score.bias"):
+        raise ModelKindError(
+            f"model={source.model!r}: its configuration and its weights disagree on the score "
+            f"head; the reranker reads {SEQ_CLS_FORMAT}",
+            model=source.model,
+            expected="reranker",
+            found="sequence-classification (unreadable score head)",
+        )
+    row = stored_tensor(source, "score.weight").reshape(1, -1)
+    if row.shape[1] != weight.shape[1]:
+        raise ModelKindError(
+            f"model={source.model!r}: its score head has {row.shape[1]} columns for a hidden "
+            f"size of {weight.shape[1]}; the reranker reads {SEQ_CLS_FORMAT}",
+            model=source.model,
+            expected="reranker",
+            found="sequence-classification (score head of the wrong width)",
+        )
+    return torch.cat([torch.zeros_like(row), row])
+
+
+def _stores(source: ModelSource, name: str) -> bool:
+    """Whether the model's safetensors files hold a tensor ``name``."""
+    try:
+        stored_tensor(source, name)
+    except KeyError:
+        return False
+    return True
+
+
 def _query_pairs(query: str, documents: Sequence[str]) -> list[tuple[str, str]]:
     """``(query, document)`` pairs, or a clear error for a bad query or documents."""
     query = check_text(query, "query")
     return [(query, d) for d in check_texts(documents, "documents")]
 
 
-def _ranked(scores: list[float], top_n: int | None) -> list[tuple[int, float]]:
+def _ranked(
+    scores: list[float], windows: list[tuple[int, int] | None], top_n: int | None
+) -> list[Ranked]:
     """``(index, score)`` best first, ties in input order, the best ``top_n`` kept."""
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    return [(i, scores[i]) for i in order[:top_n]]
+    return [Ranked(i, scores[i], windows[i]) for i in order[:top_n]]
 
 
 #: The shared prefix is capped at this fraction of ``max_batch_tokens`` (see _bounded_share).

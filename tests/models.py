@@ -118,6 +118,34 @@ def build_model(
     return folder
 
 
+def convert_to_seq_cls(causal_dir: Path, folder: Path) -> Path:
+    """Convert a causal Qwen3-Reranker folder the way the published conversions do.
+
+    As ``tomaarsen/Qwen3-Reranker-*-seq-cls`` and vLLM's ``is_original_qwen3_reranker`` do:
+    a ``Qwen3ForSequenceClassification`` with ``num_labels=1``, the same decoder, and the
+    score row ``lm_head[yes] - lm_head[no]``; saved in float32, beside the tokenizer.
+    """
+    from transformers import AutoTokenizer, Qwen3ForCausalLM, Qwen3ForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(causal_dir)
+    causal = load_reference(Qwen3ForCausalLM, causal_dir)
+    config = causal.config
+    config.architectures = ["Qwen3ForSequenceClassification"]
+    config.num_labels = 1
+    config.pad_token_id = tok.pad_token_id
+    converted = Qwen3ForSequenceClassification(config).eval()
+    converted.model.load_state_dict(causal.model.state_dict())
+    yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
+    with torch.no_grad():
+        head = causal.get_output_embeddings().weight
+        converted.score.weight.copy_((head[yes] - head[no]).unsqueeze(0))
+    converted.save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (Path(causal_dir) / name).exists():
+            shutil.copy(Path(causal_dir) / name, folder / name)
+    return folder
+
+
 def load_reference(cls, folder: Path, dtype: torch.dtype = torch.float32):  # type: ignore[no-untyped-def]
     """``cls.from_pretrained(folder)`` in ``dtype``, eval mode: the tests' independent model.
 

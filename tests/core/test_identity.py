@@ -213,21 +213,36 @@ def test_an_untied_causal_lm_without_its_head_is_refused(
         Reranker(str(folder)).score("q", ["d"])
 
 
-def test_a_sequence_classification_checkpoint_is_refused_clearly(
+def test_sequence_classification_heads_other_than_one_row_are_refused_clearly(
     tiny_tokenizer_dir: Path, tmp_path: Path
 ) -> None:
+    """One row (the published conversions) is read; two rows, or a bias, cannot be."""
+    from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer, Qwen3ForSequenceClassification
 
     vocab = len(AutoTokenizer.from_pretrained(tiny_tokenizer_dir))
-    config = tiny_config(vocab, tie=False)
-    config.num_labels = 1
-    folder = tmp_path / "seq-cls"
-    Qwen3ForSequenceClassification(config).save_pretrained(folder)
-    shutil.copy(tiny_tokenizer_dir / "tokenizer.json", folder / "tokenizer.json")
-    with pytest.raises(ModelKindError, match="SequenceClassification"):
-        Reranker(str(folder)).identity()
+    folders = {}
+    for labels in (1, 2):
+        config = tiny_config(vocab, tie=False)
+        config.num_labels = labels
+        folder = folders[labels] = tmp_path / f"seq-cls-{labels}"
+        Qwen3ForSequenceClassification(config).save_pretrained(folder)
+        shutil.copy(tiny_tokenizer_dir / "tokenizer.json", folder / "tokenizer.json")
+    found = inspect_checkpoint(ModelSource(str(folders[1])))
+    assert (found.kind, found.score_rows) == ("sequence-classification", 1)
+    Reranker(str(folders[1])).identity()  # readable: no error
+    with pytest.raises(ModelKindError, match=r"2-row score head.*one-row score head") as info:
+        Reranker(str(folders[2])).identity()
+    assert "Qwen3ForSequenceClassification" in str(info.value)
+    with pytest.raises(ModelKindError, match="2-row score head"):
+        Reranker(str(folders[2])).score("q", ["d"])
     with pytest.raises(ModelKindError, match="not an embedding model"):
-        Embedder(str(folder)).identity()
+        Embedder(str(folders[1])).identity()
+    tensors = load_file(folders[1] / "model.safetensors")
+    tensors["score.bias"] = torch.zeros(1)
+    save_file(tensors, folders[1] / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelKindError, match="one-row score head"):
+        Reranker(str(folders[1])).score("q", ["d"])
 
 
 def test_identity_round_trips_and_rejects_a_malformed_record() -> None:

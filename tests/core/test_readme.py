@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from qwen3_rag import PRESETS, clear_cache, loaded_models
 from tests.beir import write_beir
+from tests.models import convert_to_seq_cls
 from tests.readme import link_models, python_block, python_blocks, readme_section
 
 
@@ -154,3 +156,37 @@ def test_identity_snippet_runs(
     assert out[1] == "reranker embedding"
     stored = collection_config(open_client("qwen3_db").get_collection("docs"))["identity"]
     assert stored["weights"] == out[0].split()[0]  # rebuilt with the new weights
+
+
+def test_long_documents_snippet_runs(
+    tiny_reranker_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = python_block("## Rerank long documents")
+    code = code.replace('"Qwen/Qwen3-Reranker-0.6B"', repr(str(tiny_reranker_dir)))
+    assert str(tiny_reranker_dir) in code
+    namespace: dict[str, Any] = {"__name__": "__readme__"}
+    exec(compile(code, "README.md", "exec"), namespace)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all("document" in line for line in lines)
+    page = namespace["page"]
+    question = "How long do I have to return an item?"
+    ranked = {hit[0]: hit.window for hit in namespace["rr"].rank(question, namespace["docs"])}
+    start, end = ranked[0]
+    assert 0 <= start < end <= len(page) and (start, end) != (0, len(page))  # a window won
+    assert ranked[1] == (0, len(namespace["docs"][1]))  # the short one read whole
+    section = readme_section("## Rerank long documents")
+    for name in ("rerank_window", "long_documents", "window_overlap", "max_windows", "base_url"):
+        assert name in section, name
+
+
+def test_converted_checkpoint_snippet_runs(
+    tiny_reranker_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    converted = convert_to_seq_cls(tiny_reranker_dir, tmp_path / "seq-cls")
+    code = python_block("## Converted reranker checkpoints")
+    code = code.replace('"Qwen/Qwen3-Reranker-0.6B"', repr(str(tiny_reranker_dir)))
+    code = code.replace('"tomaarsen/Qwen3-Reranker-0.6B-seq-cls"', repr(str(converted)))
+    assert str(converted) in code
+    exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+    original, scored = capsys.readouterr().out.split("] [")
+    assert float(original.strip("[]\n")) == pytest.approx(float(scored.strip("[]\n")), abs=1e-6)

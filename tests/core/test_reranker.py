@@ -41,7 +41,7 @@ def test_rank_is_best_first_and_top_n_cuts(rr: Reranker) -> None:
 
 
 def test_ties_keep_input_order(rr: Reranker, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rr, "score", lambda *a, **k: [0.5, 0.7, 0.5, 0.7])
+    monkeypatch.setattr(rr, "_scored", lambda *a, **k: ([0.5, 0.7, 0.5, 0.7], [None] * 4))
     assert rr.rank("q", ["a", "b", "c", "d"]) == [(1, 0.7), (3, 0.7), (0, 0.5), (2, 0.5)]
 
 
