@@ -644,6 +644,9 @@ class SearchHit:
         metadata: The chunk metadata (``source``, ``chunk``, ``start_line`` ...).
         vector_score: Cosine similarity of the instructed query and the chunk.
         rerank_score: Qwen3-Reranker's P(yes), or ``None`` without a reranker.
+        window: With a reranker reading long documents by windows
+            (``long_documents="max"``), the ``(start, end)`` characters of ``text`` its best
+            window covers; else ``None``.
     """
 
     id: str
@@ -651,6 +654,7 @@ class SearchHit:
     metadata: dict[str, Any]
     vector_score: float
     rerank_score: float | None
+    window: tuple[int, int] | None = None
 
     @property
     def source(self) -> str:
@@ -697,9 +701,11 @@ def search(
     docs = [d or "" for d in (found["documents"] or [[]])[0]]
     metas = [dict(m or {}) for m in (found["metadatas"] or [[]])[0]]
     cosine = [1.0 - float(d) for d in (found["distances"] or [[]])[0]]
-    order: list[tuple[int, float | None]]
     if reranker is None:
-        order = [(i, None) for i in range(min(len(ids), k))]
-    else:
-        order = [(i, float(s)) for i, s in reranker.rank(question, docs, top_n=k)]
-    return [SearchHit(ids[i], docs[i], metas[i], cosine[i], score) for i, score in order]
+        return [
+            SearchHit(ids[i], docs[i], metas[i], cosine[i], None) for i in range(min(len(ids), k))
+        ]
+    return [
+        SearchHit(ids[r[0]], docs[r[0]], metas[r[0]], cosine[r[0]], float(r[1]), r.window)
+        for r in reranker.rank(question, docs, top_n=k)
+    ]

@@ -147,6 +147,53 @@ def model_options(*, vector_settings: bool = True) -> argparse.ArgumentParser:
     return parent
 
 
+def long_document_options(parser: Any, *, several: bool = False) -> None:
+    """``--long-documents`` (a list with ``several``), ``--window-overlap``, ``--max-windows``.
+
+    Defaults and descriptions are :class:`~qwen3_rag.RerankerOptions`'.
+    """
+    from qwen3_rag.options import RerankerOptions, default, describe
+
+    group = parser.add_argument_group("long documents (the reranker)")
+    group.add_argument(
+        "--rerank-max-length",
+        type=positive,
+        default=default(RerankerOptions, "max_length"),
+        metavar="TOKENS",
+        help="most tokens per query-document pair the reranker reads, template included "
+        "(default %(default)s, the official limit; 512 is a common CPU setting, with "
+        "--long-documents max so that nothing is left unread)",
+    )
+    if several:
+        group.add_argument(
+            "--long-documents",
+            default="truncate",
+            metavar="MODES",
+            help="with --rerank: how the reranker reads candidates longer than its max_length, "
+            "comma-separated to compare (truncate: the recipe; max: the best of overlapping "
+            "windows), e.g. truncate,max (default truncate)",
+        )
+    else:
+        group.add_argument(
+            "--long-documents",
+            choices=("truncate", "max"),
+            default=default(RerankerOptions, "long_documents"),
+            help=describe(RerankerOptions, "long_documents").replace("%", "%%"),
+        )
+    group.add_argument(
+        "--window-overlap",
+        type=non_negative,
+        default=default(RerankerOptions, "window_overlap"),
+        help=describe(RerankerOptions, "window_overlap").replace("%", "%%"),
+    )
+    group.add_argument(
+        "--max-windows",
+        type=positive,
+        default=default(RerankerOptions, "max_windows"),
+        help=describe(RerankerOptions, "max_windows").replace("%", "%%"),
+    )
+
+
 def instruction_arg(value: str | None) -> str | None:
     """``--instruction``: ``none`` (or ``''``) means raw queries, the core's ``""``."""
     return "" if value is not None and value.strip().lower() in ("", "none") else value

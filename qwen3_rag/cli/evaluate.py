@@ -19,6 +19,7 @@ from qwen3_rag.cli._common import (
     chroma_url,
     chroma_url_option,
     connect,
+    long_document_options,
     model_errors,
     model_options,
     output_options,
@@ -115,6 +116,7 @@ def add_parser(sub: Any) -> None:
         help="paired significance test against the first row (default permutation)",
     )
     out.add_argument("--json", action="store_true", help="print the results as JSON")
+    long_document_options(ev, several=True)
 
 
 def _eval_instructions(values: list[str] | None) -> list[str | None]:
@@ -226,6 +228,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             base_url=server_url(args.rerank_url, RERANK_URL_ENV),
+            window_overlap=args.window_overlap,
+            max_windows=args.max_windows,
+            max_length=args.rerank_max_length,
         )
     instructions = _eval_instructions(args.instruction)
     vector_rows = [
@@ -233,11 +238,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for i in instructions
         for d in dimensions
     ]
+    modes = [m.strip() for m in args.long_documents.split(",") if m.strip()]
+    if not modes or any(m not in ("truncate", "max") for m in modes):
+        raise CliError(f"--long-documents {args.long_documents}: use truncate, max or both")
+    if modes != ["truncate"] and not args.rerank:
+        logger.warning("--long-documents is used only with --rerank")
     reranked = [
         evaluation.Configuration(
-            instruction=c.instruction, dimensions=c.dimensions, rerank=True, fetch_k=args.fetch_k
+            instruction=c.instruction,
+            dimensions=c.dimensions,
+            rerank=True,
+            fetch_k=args.fetch_k,
+            long_documents=mode,
         )
         for c in vector_rows
+        for mode in modes
         if args.rerank
     ]
     cache: Any = False if args.no_cache else args.cache_dir

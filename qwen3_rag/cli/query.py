@@ -19,6 +19,7 @@ from qwen3_rag.cli._common import (
     chroma_url,
     connect,
     instruction_arg,
+    long_document_options,
     model_errors,
     positive,
     server_url,
@@ -55,6 +56,7 @@ def add_parser(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         "--no-rerank", action="store_true", help="print the vector-search order, no reranker"
     )
     query.add_argument("--json", action="store_true", help="print the results as JSON")
+    long_document_options(query)
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -95,6 +97,10 @@ def cmd_query(args: argparse.Namespace) -> int:
                 device=args.device,
                 dtype=args.dtype,
                 base_url=server_url(args.rerank_url, RERANK_URL_ENV),
+                long_documents=args.long_documents,
+                window_overlap=args.window_overlap,
+                max_windows=args.max_windows,
+                max_length=args.rerank_max_length,
             )
             with model_errors("reranker", model):
                 reranker.load()
@@ -136,5 +142,6 @@ def _result(rank: int, hit: SearchHit) -> dict[str, Any]:
         "start_line": hit.metadata.get("start_line"),
         "rerank_score": hit.rerank_score,
         "vector_score": hit.vector_score,
+        "window": list(hit.window) if hit.window is not None else None,
         "text": hit.text,
     }

@@ -209,6 +209,7 @@ def _plan(
             query_preset,
             dims if config.dimensions is not None or dims < full.hidden_size else None,
             fetch_k if config.rerank else None,
+            config.long_documents == "max",
         )
         if name in seen:
             seen[name] += 1

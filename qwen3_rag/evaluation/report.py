@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from qwen3_rag._files import write_text
 from qwen3_rag.embedder import Embedder
@@ -34,6 +34,9 @@ class Configuration:
         fetch_k: Candidates handed to the reranker; ``None``: ``k``. Must be >= ``k``.
         rerank_instruction: The reranker's instruction; ``None``: the query instruction, or
             the reranker's own when queries are raw.
+        long_documents: How the reranker reads a candidate longer than its ``max_length``:
+            ``"truncate"`` (the recipe), ``"max"`` (best of overlapping windows, see
+            :class:`~qwen3_rag.Reranker`); ``None``: the reranker's own setting.
         model: Another embedding model for this configuration (a hub id, folder or
             :class:`~qwen3_rag.Embedder`), e.g. to compare a model before and after adaptation;
             ``None`` uses :func:`evaluate`'s ``embedder``.
@@ -52,12 +55,17 @@ class Configuration:
     rerank: bool = False
     fetch_k: int | None = None
     rerank_instruction: str | Preset | None = None
+    long_documents: Literal["truncate", "max"] | None = None
     model: str | os.PathLike[str] | Embedder | None = None
     name: str | None = None
 
 
 def _label(
-    plan_model: str | None, preset: Preset | None, dims: int | None, fetch_k: int | None
+    plan_model: str | None,
+    preset: Preset | None,
+    dims: int | None,
+    fetch_k: int | None,
+    windows: bool = False,
 ) -> str:
     """A row name built from the resolved settings: ``"code_search d=256 +rerank@100"``."""
     parts = [] if plan_model is None else [Path(plan_model).name]
@@ -71,7 +79,7 @@ def _label(
     if dims is not None:
         parts.append(f"d={dims}")
     if fetch_k is not None:
-        parts.append(f"+rerank@{fetch_k}")
+        parts.append(f"+rerank@{fetch_k}" + (" windows" if windows else ""))
     return " ".join(parts)
 
 

@@ -94,7 +94,13 @@ def _rerank(
     if instruction is None:
         instruction = plan.query_preset  # None: the reranker's own
     resolved = _resolve(instruction, None) if instruction is not None else None
-    tag = resolved.instruction if resolved is not None else reranker.instruction
+    if plan.config.long_documents not in (None, reranker.options.long_documents):
+        reranker = Reranker.from_options(
+            reranker.options.replace(long_documents=plan.config.long_documents)
+        )  # the same loaded model, another reading of long candidates
+    tag = f"{reranker.options.long_documents}\0" + (
+        resolved.instruction if resolved is not None else reranker.instruction
+    )
     todo = sum(
         1
         for q, cands in candidates.items()
@@ -287,6 +293,9 @@ def evaluate(
             "rerank": plan.config.rerank,
             "fetch_k": plan.fetch_k if plan.config.rerank else None,
             "reranker": the_reranker.model if plan.config.rerank and the_reranker else None,
+            "long_documents": (plan.config.long_documents or the_reranker.options.long_documents)
+            if plan.config.rerank and the_reranker
+            else None,
         }
         results.append(
             ConfigurationResult(plan.name, plan.config, means, per_query, p_values, run, settings)

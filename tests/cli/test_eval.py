@@ -219,3 +219,18 @@ def test_unknown_qrels_are_a_warning(env: Path, capsys: pytest.CaptureFixture[st
     table, err = run(capsys, "eval", "odd", "--no-cache", "--metrics", "nDCG@10")
     assert "2 qrels rows ignored: they name 1 unknown documents and 1 unknown queries" in err
     assert "8 queries" in table
+
+
+def test_rerank_compares_how_long_documents_are_read(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--long-documents truncate,max: each reranked row once per way, windows named."""
+    args = ["eval", "data", "--rerank", "-k", "8", "--metrics", "nDCG@5", "--json", "-q"]
+    answer, _ = run(capsys, *args, "--long-documents", "truncate,max", "--max-windows", "4")
+    report = json.loads(answer)
+    names = [c["name"] for c in report["configurations"]]
+    assert names == ["web_search", "web_search +rerank@8", "web_search +rerank@8 windows"]
+    ways = [c["long_documents"] for c in report["configurations"]]
+    assert ways == [None, "truncate", "max"]
+    said = one_error(capsys, "eval", "data", "--rerank", "--long-documents", "all")
+    assert "--long-documents all" in said

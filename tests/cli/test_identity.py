@@ -103,3 +103,28 @@ def test_adapt_queries_only_records_the_query_model_on_an_existing_index(
     assert stored["query_model"] == str(out / "model") and stored["model"] == base
     capsys.readouterr()
     assert cli.main(["query", "a question", "--db", db, "--no-rerank", "--json", "-q"]) == 0
+
+
+def test_query_reads_long_documents_by_windows_and_says_which(
+    tmp_path: Path,
+    tiny_embedding_dir: Path,
+    tiny_reranker_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "long.md").write_text(" ".join(["Gravity pulls bodies together."] * 40) + "\n")
+    db = str(tmp_path / "db")
+    argv = ["index", str(docs), "--db", db, "--embed-model", str(tiny_embedding_dir)]
+    assert cli.main([*argv, "--chunk-size", "400", "--chunk-overlap", "0", "-q"]) == 0
+    capsys.readouterr()
+    ask = ["query", "gravity", "--db", db, "--rerank-model", str(tiny_reranker_dir), "--json"]
+    ask += ["--rerank-max-length", "200", "--window-overlap", "8", "-q"]
+    assert cli.main([*ask, "--long-documents", "max", "--max-windows", "3"]) == 0
+    (hit,) = json.loads(capsys.readouterr().out)["results"][:1]
+    start, end = hit["window"]
+    assert 0 <= start < end <= len(hit["text"]) and end - start < len(hit["text"])
+    assert cli.main(ask) == 0  # the recipe: truncated, no window
+    assert json.loads(capsys.readouterr().out)["results"][0]["window"] is None
