@@ -68,6 +68,7 @@ __all__ = [
     "check_rerank_instruction",
     "check_text",
     "check_texts",
+    "progress_disabled",
     "default",
     "describe",
 ]
@@ -122,6 +123,16 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def progress_disabled(show_progress: bool | None) -> bool | None:
+    """Tqdm's ``disable`` for a ``show_progress`` setting: ``None`` shows a bar on a terminal only.
+
+    Example:
+        >>> progress_disabled(True), progress_disabled(False), progress_disabled(None)
+        (False, True, None)
+    """
+    return None if show_progress is None else not show_progress
 
 
 def check_text(text: Any, name: str = "text") -> str:

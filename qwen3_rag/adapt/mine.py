@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from qwen3_rag.options import check_positive_int
+from qwen3_rag.options import check_positive_int, progress_disabled
 from qwen3_rag.reranker import Reranker
 
 __all__ = ["MiningReport", "Negative", "mine_negatives"]
@@ -154,7 +154,7 @@ def mine_negatives(
     out: list[list[Negative]] = []
     pool = np.ascontiguousarray(pool_vectors, dtype=np.float32)
     with tqdm(
-        total=n, desc="Mining negatives", unit="query", disable=_no_bar(show_progress)
+        total=n, desc="Mining negatives", unit="query", disable=progress_disabled(show_progress)
     ) as bar:
         for start in range(0, n, QUERY_BLOCK):
             block = np.asarray(query_vectors[start : start + QUERY_BLOCK], dtype=np.float32)
@@ -222,7 +222,3 @@ class _Miner:
                 chosen.append((self.pool_ids[j], float(scores[j]), None))
                 self.report.filled_random += 1
         return chosen
-
-
-def _no_bar(show_progress: bool | None) -> bool | None:
-    return None if show_progress is None else not show_progress

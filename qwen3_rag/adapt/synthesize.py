@@ -43,7 +43,7 @@ from qwen3_rag._files import JsonlWriter, read_jsonl
 from qwen3_rag.adapt.corpus import Passage
 from qwen3_rag.adapt.llm import LLM
 from qwen3_rag.errors import Qwen3RagError
-from qwen3_rag.options import check_positive_int
+from qwen3_rag.options import check_positive_int, progress_disabled
 
 __all__ = [
     "CONFIGURATION_PROMPT",
@@ -365,7 +365,10 @@ def synthesize(
     with (
         JsonlWriter(path) as out,
         tqdm(
-            total=len(todo), desc="Synthesizing", unit="passage", disable=_no_bar(show_progress)
+            total=len(todo),
+            desc="Synthesizing",
+            unit="passage",
+            disable=progress_disabled(show_progress),
         ) as bar,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synthesize") as pool,
     ):
@@ -408,7 +411,3 @@ def synthesize(
             ", ".join(f"{k}: {v}" for k, v in sorted(report.failures.items())),
         )
     return report
-
-
-def _no_bar(show_progress: bool | None) -> bool | None:
-    return None if show_progress is None else not show_progress

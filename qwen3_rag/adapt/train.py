@@ -60,7 +60,13 @@ from qwen3_rag.loading import (
     resolve_dtype,
     token_id,
 )
-from qwen3_rag.options import DeviceLike, DTypeLike, check_positive_int, check_rerank_instruction
+from qwen3_rag.options import (
+    DeviceLike,
+    DTypeLike,
+    check_positive_int,
+    check_rerank_instruction,
+    progress_disabled,
+)
 from qwen3_rag.reranker import NO_TOKEN, YES_TOKEN, rerank_inputs
 
 __all__ = [
@@ -484,7 +490,9 @@ def _run(
         began = time.perf_counter()
         batches = _batches(len(train), config.batch_size, config.seed, epoch)
         label = f"{desc} epoch {epoch}/{config.epochs}"
-        with tqdm(batches, desc=label, unit="step", disable=_no_bar(show_progress)) as bar:
+        with tqdm(
+            batches, desc=label, unit="step", disable=progress_disabled(show_progress)
+        ) as bar:
             for step, batch in enumerate(bar, start=1):
                 loss, used = step_loss([train[i] for i in batch])
                 optimizer.zero_grad(set_to_none=True)
@@ -770,7 +778,3 @@ def train_reranker(
         show_progress=show_progress,
         desc="Training the reranker",
     )
-
-
-def _no_bar(show_progress: bool | None) -> bool | None:
-    return None if show_progress is None else not show_progress

@@ -16,7 +16,8 @@ from qwen3_rag.embedder import Embedder
 from qwen3_rag.evaluation.data import Dataset
 from qwen3_rag.evaluation.exact import truncate
 from qwen3_rag.evaluation.metrics import Run, _trec_order
-from qwen3_rag.evaluation.plan import _embedder, _no_bar, _Plan
+from qwen3_rag.evaluation.plan import _embedder, _Plan
+from qwen3_rag.options import progress_disabled
 
 __all__ = ["CHROMA_PAGE", "CHROMA_QUERY_BATCH"]
 
@@ -147,7 +148,10 @@ class _Collection:
         pending = list(range(len(self.qids)))
         fetch = min(depth, self.total)
         with tqdm(
-            total=len(self.qids), desc="Querying", unit="query", disable=_no_bar(self.progress)
+            total=len(self.qids),
+            desc="Querying",
+            unit="query",
+            disable=progress_disabled(self.progress),
         ) as bar:
             while pending:
                 short: list[int] = []

@@ -17,7 +17,12 @@ from qwen3_rag.embedder import Embedder
 from qwen3_rag.evaluation.cache import VectorCache, _model_key, _text_hash
 from qwen3_rag.evaluation.report import Configuration, _label, _resolve
 from qwen3_rag.instructions import Preset, format_query
-from qwen3_rag.options import DEFAULT_EMBEDDING_MODEL, MIN_DIMENSIONS, check_positive_int
+from qwen3_rag.options import (
+    DEFAULT_EMBEDDING_MODEL,
+    MIN_DIMENSIONS,
+    check_positive_int,
+    progress_disabled,
+)
 
 __all__ = ["EMBED_CHUNK"]
 
@@ -25,11 +30,6 @@ logger = logging.getLogger(__name__)
 
 #: Texts embedded (and written to the cache) per step: an interrupted run keeps what it did.
 EMBED_CHUNK = 2_048
-
-
-def _no_bar(progress: bool | None) -> bool | None:
-    """The ``disable`` argument of tqdm: ``None`` hides the bar unless stderr is a terminal."""
-    return None if progress is None else not progress
 
 
 def _full_size(embedder: Embedder) -> Embedder:
@@ -124,7 +124,10 @@ class _Vectors:
         instruction: str | Preset = applied if applied is not None else ""
         label = "queries" if side == "query" else "documents"
         with tqdm(
-            total=len(todo), desc=f"Embedding {label}", unit="text", disable=_no_bar(self.progress)
+            total=len(todo),
+            desc=f"Embedding {label}",
+            unit="text",
+            disable=progress_disabled(self.progress),
         ) as bar:
             for start in range(0, len(todo), EMBED_CHUNK):
                 chunk = todo[start : start + EMBED_CHUNK]

@@ -31,7 +31,7 @@ from qwen3_rag.evaluation.metrics import (
     parse_metric,
     score_run,
 )
-from qwen3_rag.evaluation.plan import _embedder, _no_bar, _Plan, _plan, _Vectors
+from qwen3_rag.evaluation.plan import _embedder, _Plan, _plan, _Vectors
 from qwen3_rag.evaluation.report import (
     Configuration,
     ConfigurationResult,
@@ -40,7 +40,7 @@ from qwen3_rag.evaluation.report import (
     _slug,
     write_run,
 )
-from qwen3_rag.options import DEFAULT_RERANKER_MODEL, check_positive_int
+from qwen3_rag.options import DEFAULT_RERANKER_MODEL, check_positive_int, progress_disabled
 from qwen3_rag.reranker import Reranker
 
 __all__ = ["evaluate"]
@@ -107,7 +107,9 @@ def _rerank(
         for c, _ in cands
         if (reranker.model, tag, q, c) not in memo
     )
-    with tqdm(total=todo, desc="Reranking", unit="pair", disable=_no_bar(progress)) as bar:
+    with tqdm(
+        total=todo, desc="Reranking", unit="pair", disable=progress_disabled(progress)
+    ) as bar:
         for qid, cands in candidates.items():
             missing = [c for c, _ in cands if (reranker.model, tag, qid, c) not in memo]
             if not missing:
