@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "JsonlWriter",
     "iter_jsonl",
+    "json_object",
     "read_jsonl",
     "replace_folder",
     "save_array",
@@ -108,14 +109,28 @@ def replace_folder(target: Path, build: Callable[[Path], object]) -> None:
         raise
 
 
-def _record(path: Path, number: int, line: bytes | str) -> dict[str, Any]:
+def json_object(data: bytes | str, where: str) -> dict[str, Any]:
+    """``data`` parsed as a JSON object, or a ``ValueError`` that starts with ``where``.
+
+    Example:
+        >>> json_object('{"a": 1}', "x.json")
+        {'a': 1}
+        >>> json_object("[1]", "x.json")
+        Traceback (most recent call last):
+        ...
+        ValueError: x.json: expected a JSON object
+    """
     try:
-        record = json.loads(line)
+        value = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}, line {number}: not valid JSON ({exc.msg})") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}, line {number}: expected a JSON object")
-    return record
+        raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a JSON object")
+    return value
+
+
+def _record(path: Path, number: int, line: bytes | str) -> dict[str, Any]:
+    return json_object(line, f"{path}, line {number}")
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

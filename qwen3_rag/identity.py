@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from qwen3_rag._files import json_object
 from qwen3_rag.errors import ModelKindError, QueryModelError
 from qwen3_rag.loading import ModelSource
 
@@ -196,13 +197,7 @@ def _header(path: Path) -> tuple[bytes, dict[str, Any], int]:
         if size > MAX_HEADER_BYTES:
             raise ValueError(f"{path}: not a safetensors file (header of {size} bytes)")
         raw = f.read(size)
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not a safetensors file ({exc.msg})") from None
-    if not isinstance(parsed, dict):
-        raise ValueError(f"{path}: not a safetensors file")
-    return raw, parsed, 8 + size
+    return raw, json_object(raw, f"{path}: not a safetensors file: its header"), 8 + size
 
 
 def _weight_files(folder: Path) -> list[Path]:

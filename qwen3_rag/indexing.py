@@ -45,14 +45,6 @@ turns an iterable of text batches into one vector array per batch, in order).
 Needs the ``chroma`` extra (``pip install "qwen3-rag[chroma]"``).
 
 Example:
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> from qwen3_rag.indexing import walk, read_text
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     _ = (Path(folder) / "a.md").write_text("# Notes\\n")
-    ...     _ = (Path(folder) / ".hidden").write_text("secret")
-    ...     [(p.name, read_text(p)) for p in walk([folder])]
-    [('a.md', '# Notes\\n')]
     >>> from qwen3_rag.indexing import index_paths
     >>> stats = index_paths(["docs", "README.md"], db="qwen3_db")  # doctest: +SKIP
     >>> stats.chunks_embedded, stats.files_unchanged  # doctest: +SKIP

@@ -66,7 +66,7 @@ import logging
 import threading
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -88,8 +88,7 @@ from qwen3_rag.options import (
     DEFAULT_TIMEOUT,
     EMBED_API_KEY_ENV,
     RERANK_API_KEY_ENV,
-    EmbedderOptions,
-    RerankerOptions,
+    ModelOptions,
     check_base_url,
 )
 
@@ -171,6 +170,9 @@ def _text_of(tokenizer: Any, ids: list[int]) -> str:
     return str(tokenizer.decode(ids, skip_special_tokens=False))
 
 
+BackendT = TypeVar("BackendT", bound="RemoteBackend")
+
+
 class RemoteBackend:
     """What the two remote backends share: the transport, the tokenizer, the limits.
 
@@ -182,32 +184,41 @@ class RemoteBackend:
 
     what = "model"
     url_env = ""
+    url_flag = ""
+    #: The variable the API key is read from when ``api_key_env`` is not given.
+    default_api_key_env = ""
+    #: Inputs per request when ``batch_size`` is not given.
+    default_batch_size = 16
+
+    @staticmethod
+    def routes(base_url: str) -> list[str]:
+        """The URLs this kind of backend tries, preferred first."""
+        raise NotImplementedError
 
     def __init__(
         self,
         base_url: str,
         model: str,
-        urls: list[str],
         *,
-        api_key_env: str,
-        timeout: float,
-        max_retries: int,
-        batch_size: int,
-        max_length: int,
-        source: ModelSource | None,
-        show_progress: bool,
+        api_key_env: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        batch_size: int | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        source: ModelSource | None = None,
+        show_progress: bool = False,
     ) -> None:
         self.base_url = check_base_url(base_url)
         self.model = model
-        self.batch_size = batch_size
+        self.batch_size = batch_size or self.default_batch_size
         self.max_length = max_length
         self.show_progress = show_progress
         self.source = source if source is not None else ModelSource(model)
         self.transport = Transport(
             self.base_url,
-            urls,
+            self.routes(base_url),
             what=self.what,
-            api_key_env=api_key_env,
+            api_key_env=api_key_env or self.default_api_key_env,
             url_hint=f"base_url={self.base_url!r} (CLI: {self.url_flag} or ${self.url_env})",
             timeout=timeout,
             max_retries=max_retries,
@@ -216,7 +227,28 @@ class RemoteBackend:
         self._tokenizer_tried = False
         self._tokenizer_lock = threading.Lock()
 
-    url_flag = ""
+    @classmethod
+    def from_options(cls: type[BackendT], options: ModelOptions) -> BackendT:
+        """The backend for options (``EmbedderOptions``, ``RerankerOptions``) with a ``base_url``.
+
+        Raises:
+            ValueError: If the options have no ``base_url``.
+        """
+        if options.base_url is None:
+            raise ValueError("these options have no base_url: the model runs locally")
+        return cls(
+            options.base_url,
+            options.model,
+            api_key_env=options.api_key_env,
+            timeout=options.timeout,
+            max_retries=options.max_retries,
+            batch_size=options.batch_size,
+            max_length=options.max_length,
+            source=ModelSource(
+                options.model, options.revision, options.cache_dir, options.local_files_only
+            ),
+            show_progress=options.show_progress,
+        )
 
     @property
     def urls(self) -> list[str]:
@@ -296,53 +328,11 @@ class RemoteEmbeddingBackend(RemoteBackend):
     what = "embedding"
     url_env = EMBED_URL_ENV
     url_flag = "--embed-url"
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api_key_env: str = EMBED_API_KEY_ENV,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        batch_size: int = 32,
-        max_length: int = DEFAULT_MAX_LENGTH,
-        source: ModelSource | None = None,
-        show_progress: bool = False,
-    ) -> None:
-        super().__init__(
-            base_url,
-            model,
-            embeddings_urls(base_url),
-            api_key_env=api_key_env,
-            timeout=timeout,
-            max_retries=max_retries,
-            batch_size=batch_size,
-            max_length=max_length,
-            source=source,
-            show_progress=show_progress,
-        )
-        self._dimensions_accepted: bool | None = None
-        self._size: int | None = None
-
-    @classmethod
-    def from_options(cls, options: EmbedderOptions) -> RemoteEmbeddingBackend:
-        """The backend for an :class:`~qwen3_rag.EmbedderOptions` with a ``base_url``."""
-        if options.base_url is None:
-            raise ValueError("these options have no base_url: the model runs locally")
-        return cls(
-            options.base_url,
-            options.model,
-            api_key_env=options.api_key_env or EMBED_API_KEY_ENV,
-            timeout=options.timeout,
-            max_retries=options.max_retries,
-            batch_size=options.batch_size,
-            max_length=options.max_length,
-            source=ModelSource(
-                options.model, options.revision, options.cache_dir, options.local_files_only
-            ),
-            show_progress=options.show_progress,
-        )
+    default_api_key_env = EMBED_API_KEY_ENV
+    default_batch_size = 32
+    routes = staticmethod(embeddings_urls)
+    _dimensions_accepted: bool | None = None  # until a request asks for dimensions
+    _size: int | None = None  # the served model's full size, once seen
 
     @property
     def dimensions_accepted(self) -> bool | None:
@@ -595,53 +585,11 @@ class RemoteRerankBackend(RemoteBackend):
     what = "reranking"
     url_env = RERANK_URL_ENV
     url_flag = "--rerank-url"
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api_key_env: str = RERANK_API_KEY_ENV,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        batch_size: int = 16,
-        max_length: int = DEFAULT_MAX_LENGTH,
-        source: ModelSource | None = None,
-        show_progress: bool = False,
-    ) -> None:
-        super().__init__(
-            base_url,
-            model,
-            rerank_urls(base_url),
-            api_key_env=api_key_env,
-            timeout=timeout,
-            max_retries=max_retries,
-            batch_size=batch_size,
-            max_length=max_length,
-            source=source,
-            show_progress=show_progress,
-        )
-        self._warned_scale = False
-        self._fixed: int | None = None  # tokens of the fixed prefix and suffix
-
-    @classmethod
-    def from_options(cls, options: RerankerOptions) -> RemoteRerankBackend:
-        """The backend for a :class:`~qwen3_rag.RerankerOptions` with a ``base_url``."""
-        if options.base_url is None:
-            raise ValueError("these options have no base_url: the model runs locally")
-        return cls(
-            options.base_url,
-            options.model,
-            api_key_env=options.api_key_env or RERANK_API_KEY_ENV,
-            timeout=options.timeout,
-            max_retries=options.max_retries,
-            batch_size=options.batch_size,
-            max_length=options.max_length,
-            source=ModelSource(
-                options.model, options.revision, options.cache_dir, options.local_files_only
-            ),
-            show_progress=options.show_progress,
-        )
+    default_api_key_env = RERANK_API_KEY_ENV
+    default_batch_size = 16
+    routes = staticmethod(rerank_urls)
+    _warned_scale = False
+    _fixed: int | None = None  # tokens of the fixed prefix and suffix, once counted
 
     def score(self, instruction: str, pairs: list[tuple[str, str]]) -> list[float]:
         """P(yes) of each ``(query, document)`` pair, in input order.
@@ -789,30 +737,16 @@ class RemoteRerankBackend(RemoteBackend):
         return out
 
 
-#: Names that moved to :mod:`qwen3_rag.server_check`, still importable from here.
-_MOVED = frozenset(
-    {
-        "MAX_SCORE_DIFF",
-        "MIN_COSINE",
-        "PROBE_DOCUMENTS",
-        "PROBE_INSTRUCTIONS",
-        "PROBE_MAX_LENGTH",
-        "PROBE_QUERIES",
-        "ProbeResult",
-        "ServerReport",
-        "check_server",
-    }
-)
-
-
 def __getattr__(name: str) -> Any:
-    """``check_server`` and its probe set, imported from their module on first use.
+    """``check_server`` and its probe set, imported from :mod:`qwen3_rag.server_check`.
 
-    :mod:`qwen3_rag.server_check` uses the embedder and the reranker, which use this
-    module: importing it lazily keeps the layers one way.
+    That module uses the embedder and the reranker, which use this one: importing it on
+    first use keeps the layers one way, and its ``__all__`` is the list of moved names.
     """
-    if name in _MOVED:
-        import importlib
+    import importlib
 
-        return getattr(importlib.import_module("qwen3_rag.server_check"), name)
+    if not name.startswith("_"):
+        moved = importlib.import_module("qwen3_rag.server_check")
+        if name in moved.__all__:
+            return getattr(moved, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
