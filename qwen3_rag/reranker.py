@@ -389,7 +389,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         """
         pairs = _query_pairs(query, documents)
         if self.remote is not None:
-            return (await self._ascored_remote(pairs, instruction))[0]
+            return (await self._ascored_remote(self.remote, pairs, instruction))[0]
         return await asyncio.to_thread(self.score, query, documents, instruction=instruction)
 
     async def ascore_pairs(
@@ -398,7 +398,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         """Async :meth:`score_pairs`, never blocking the event loop."""
         checked = check_pairs(pairs)
         if self.remote is not None:
-            return (await self._ascored_remote(checked, instruction))[0]
+            return (await self._ascored_remote(self.remote, checked, instruction))[0]
         return await asyncio.to_thread(self.score_pairs, checked, instruction=instruction)
 
     async def arank(
@@ -417,7 +417,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
                 self.rank, query, documents, top_n=top_n, instruction=instruction
             )
         pairs = _query_pairs(query, documents)
-        return _ranked(*await self._ascored_remote(pairs, instruction), top_n)
+        return _ranked(*await self._ascored_remote(self.remote, pairs, instruction), top_n)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -497,26 +497,31 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         if self.options.long_documents == "truncate":
             scores = self._score_candidates(text, pairs, [True] * len(pairs))
             return scores, [None] * len(pairs)
-        tokenizer = self._runtime().tokenizer if self.remote is None else self._remote_tokenizer()
+        tokenizer = (
+            self._runtime().tokenizer
+            if self.remote is None
+            else self._remote_tokenizer(self.remote)
+        )
         windows = self._windows(tokenizer, text, pairs)
         return windows.best(self._score_candidates(text, windows.pairs, windows.whole))
 
     async def _ascored_remote(
-        self, pairs: list[tuple[str, str]], instruction: InstructionLike
+        self,
+        remote: RemoteRerankBackend,
+        pairs: list[tuple[str, str]],
+        instruction: InstructionLike,
     ) -> _Scores:
         """:meth:`_scored` with a model server, its requests sent from the event loop."""
-        assert self.remote is not None
         text = self._instruction_text(instruction)
         if self.options.long_documents == "truncate" or not pairs:
-            return await self.remote.ascore(text, pairs), [None] * len(pairs)
-        tokenizer = await asyncio.to_thread(self._remote_tokenizer)
+            return await remote.ascore(text, pairs), [None] * len(pairs)
+        tokenizer = await asyncio.to_thread(self._remote_tokenizer, remote)
         windows = self._windows(tokenizer, text, pairs)
-        return windows.best(await self.remote.ascore(text, windows.pairs))
+        return windows.best(await remote.ascore(text, windows.pairs))
 
-    def _remote_tokenizer(self) -> Any:
+    def _remote_tokenizer(self, remote: RemoteRerankBackend) -> Any:
         """The tokenizer windows are cut with, beside a model server, or a ``ValueError``."""
-        assert self.remote is not None
-        tokenizer = self.remote.tokenizer()
+        tokenizer = remote.tokenizer()
         if tokenizer is None:
             raise ValueError(
                 f"long_documents='max' with base_url cuts the windows here, with the model's "

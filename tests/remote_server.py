@@ -15,7 +15,9 @@ flight at once, and can be told to fail (a status ``n`` times, a missing API key
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -135,14 +137,33 @@ class LoopbackServer:
             def do_POST(self) -> None:
                 server._handle(self)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        handlers: list[tuple[threading.Thread, socket.socket]] = []
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                """One tracked thread per connection, so that closing can wait for them all."""
+                t = threading.Thread(
+                    target=self.process_request_thread, args=(request, client_address), daemon=True
+                )
+                handlers.append((t, request))
+                t.start()
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
         thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         thread.start()
         try:
             yield self
         finally:
             self._httpd.shutdown()
+            # End idle keep-alive connections, then wait for every handler: one still computing
+            # when the process exits would be killed inside torch ("terminate called ...").
+            for _, conn in handlers:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            for t, _ in handlers:
+                t.join(timeout=60)
             self._httpd.server_close()
             thread.join(timeout=10)
 
