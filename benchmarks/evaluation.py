@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> str:
     ratio = best["ours"] / best["bare"]
     ratio_small = best["ours_small"] / best["bare"]
     bounded = memory["ours"] < score_matrix / 2 and memory["ours_small"] < memory["ours"]
-    from benchmarks.run import machine
+    from benchmarks.host import machine
 
     lines = [
         f"## Exact search + metrics: {args.queries:,} queries x {args.docs:,} documents x "

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks import models
-from benchmarks.run import machine
+from benchmarks.host import machine
 from qwen3_rag.identity import SAMPLE_BYTES, folder_fingerprint
 
 logger = logging.getLogger("benchmarks.identity")

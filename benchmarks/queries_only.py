@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmarks import models
 from benchmarks.adapt import ours, triplets
-from benchmarks.run import machine
+from benchmarks.host import machine
 
 logger = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.host import machine
 from benchmarks.models import CACHE, QWEN3_06B, TINY, build
 from benchmarks.run import _PROBE_HELPERS
 
@@ -98,19 +98,6 @@ def probe(folder: Path, mode: str, n: int, tokens: int, max_length: int) -> dict
         "peak_mb": top,
         "seconds": seconds,
     }
-
-
-def machine() -> str:
-    """The CPU flags that decide fast paths, and the load."""
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    found = sorted(set(re.findall(r"\b(avx512_vnni|avx512_bf16|amx[a-z0-9_]*)\b", flags)))
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    from qwen3_rag.loading import cpu_threads
-
-    return (
-        f"CPU flags: {' '.join(found) or 'none of avx512_vnni, avx512_bf16, amx'}; "
-        f"{cpu_threads()} usable cores; `uptime` at the end: {load}"
-    )
 
 
 def report(results: dict[str, dict[str, float]], args: argparse.Namespace, shape: str) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from benchmarks import e2e, models
+from benchmarks.host import machine
 
 logger = logging.getLogger("benchmarks")
 
@@ -632,43 +633,6 @@ def run(settings: Settings, cache: Path, output: Path) -> dict[str, Any]:
     (output.with_suffix(".json")).write_text(json.dumps(data, indent=2))
     print(text)
     return data
-
-
-def machine() -> str:
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "unknown CPU"
-    try:
-        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        load = "n/a"
-    from qwen3_rag.loading import cpu_threads
-
-    return f"{cpu} ({cpu_flags()}), {cpu_threads()} usable cores, load average at the end {load}"
-
-
-#: The instructions a CPU speed figure depends on (bf16 and int8 matmuls are fast only with
-#: the AVX-512 / AMX ones).
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-
-
-def cpu_flags() -> str:
-    """The speed-relevant instruction sets this CPU has, e.g. ``"avx2 avx512_vnni"``."""
-    try:
-        line = next(
-            line
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith(("flags", "Features"))
-        )
-    except (OSError, StopIteration):
-        return "flags unknown"
-    have = set(line.split(":", 1)[1].split())
-    return " ".join(f for f in SPEED_FLAGS if f in have) or "none of " + "/".join(SPEED_FLAGS)
 
 
 def _target(ok: bool) -> str:

@@ -29,5 +29,5 @@ def test_rerank_windows_benchmark_tiny_mode(tmp_path: Path) -> None:
     assert "| truncate | 2 |" in text
     (row,) = [line for line in text.splitlines() if line.startswith("| max (windows) |")]
     assert int(row.split("|")[2]) >= 6  # 1,500 tokens at max_length=512: several windows each
-    assert "CPU flags:" in text and "load average" in text
+    assert "usable cores" in text and "load average" in text
     assert proc.stdout in text
