@@ -20,7 +20,11 @@ FRAMEWORKS = (
 
 
 def _modules() -> set[str]:
-    return {p.relative_to(REPO).as_posix() for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")}
+    return {
+        p.relative_to(REPO).as_posix()
+        for pkg in (*PACKAGES, "benchmarks")
+        for p in (REPO / pkg).rglob("*.py")
+    }
 
 
 def test_every_module_has_its_line_and_every_line_a_module() -> None:
