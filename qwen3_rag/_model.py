@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from qwen3_rag import _forward
+from qwen3_rag import fidelity as _fidelity
+from qwen3_rag._files import save_array
+from qwen3_rag.cpu import FastChoice, choose_fast, cpu_features
 from qwen3_rag.identity import ModelIdentity, check_kind, weights_id
 from qwen3_rag.loading import (
     ModelKey,
@@ -23,6 +31,7 @@ from qwen3_rag.loading import (
     cached,
     check_quantize,
     clear_cache,
+    fast_int8_cpu,
     load_config,
     load_fast_tokenizer,
     load_pretrained,
@@ -31,6 +40,7 @@ from qwen3_rag.loading import (
     resolve_dtype,
     shared,
 )
+from qwen3_rag.onnx_engine import OnnxDecoder, export_decoder, folder_bytes
 from qwen3_rag.options import ModelOptions
 from qwen3_rag.remote import RemoteBackend
 
@@ -53,6 +63,7 @@ class Runtime:
             :func:`~qwen3_rag._forward.supports` and :func:`~qwen3_rag._forward.self_check`).
         weights: The weights part of the identity of what was loaded
             (:func:`qwen3_rag.identity.weights_id`).
+        fidelity: The probe beside float32 of a non-exact path (``None`` for the exact one).
     """
 
     tokenizer: Any
@@ -61,6 +72,23 @@ class Runtime:
     lock: threading.Lock
     fast: bool
     weights: str | None = field(default=None, kw_only=True)
+    fidelity: _fidelity.Fidelity | None = field(default=None, kw_only=True)
+
+    def final_hidden(
+        self, sequences: Sequence[Sequence[int]], pad_id: int, past: _forward.KV | None = None
+    ) -> torch.Tensor:
+        """Final-norm hidden state at each sequence's last token, by this runtime's engine.
+
+        PyTorch: :func:`qwen3_rag._forward.final_hidden` (``past``: a shared prefix, lean
+        forward only); ONNX: :meth:`qwen3_rag.onnx_engine.OnnxDecoder.final_hidden`.
+        """
+        if isinstance(self.model, OnnxDecoder):
+            if past is not None:
+                raise ValueError("the ONNX engine takes no shared prefix")
+            return self.model.final_hidden(sequences, pad_id)
+        return _forward.final_hidden(
+            self.model, sequences, pad_id, self.device, fast=self.fast, past=past
+        )
 
 
 class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
@@ -87,8 +115,24 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
             options.model, options.revision, options.cache_dir, options.local_files_only
         )
         self.device = resolve_device(options.device)
-        self.dtype = resolve_dtype(options.dtype, self.device)
-        self.quantize = check_quantize(options.quantize, self.device, self.dtype)
+        dtype, quantize = options.dtype, options.quantize
+        engine: str = options.engine
+        #: What ``precision="fast"`` chose on this machine, and why (``None``: exact).
+        self.fast_choice: FastChoice | None = None
+        if options.precision == "fast" and options.base_url is None:
+            self.fast_choice = choose_fast(self.device.type, torch_int8=fast_int8_cpu())
+            dtype, quantize = self.fast_choice.dtype, self.fast_choice.quantize
+            engine = self.fast_choice.engine
+        if engine == "onnx" and self.device.type != "cpu":
+            raise ValueError(f"engine='onnx' runs on CPU; on {self.device.type} use engine='torch'")
+        #: ``"torch"`` or ``"onnx"``.
+        self.engine: str = engine
+        self.dtype = resolve_dtype(dtype, self.device)
+        if engine == "onnx" and self.dtype != torch.float32:
+            raise ValueError(
+                "engine='onnx' computes in float32 or int8 (quantize='int8'); leave dtype unset"
+            )
+        self.quantize = check_quantize(quantize, self.device, self.dtype)
 
     @classmethod
     def from_options(cls, options: Any) -> Any:
@@ -138,7 +182,7 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
     @property
     def key(self) -> ModelKey:
         """The identity of the loaded model this object shares with others."""
-        return ModelKey(self.kind, self.source, self.device, self.dtype, self.quantize)
+        return ModelKey(self.kind, self.source, self.device, self.dtype, self.quantize, self.engine)
 
     @property
     def precision(self) -> str:
@@ -168,7 +212,7 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
             >>> print(Embedder("Qwen/Qwen3-Embedding-0.6B").identity())  # doctest: +SKIP
             hub:c54f2e6e80b2d7b7de06f51cec4959f9b3e03418 (torch, float32)
         """
-        engine = "server" if self.remote is not None else "torch"
+        engine = "server" if self.remote is not None else self.engine
         if self.remote is None:
             self.source.check()
         weights = weights_id(self.source)
@@ -219,7 +263,33 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
         if self.remote is not None:
             return 0
         model = self._runtime().model
+        if isinstance(model, OnnxDecoder):
+            return model.weight_bytes()
         return int(sum(p.numel() * p.element_size() for p in model.parameters()))
+
+    @property
+    def exact(self) -> bool:
+        """Whether this object computes the recipe exactly.
+
+        Exact: float32 PyTorch on CPU/MPS, the device's default dtype on CUDA, or a model
+        server (its own). Other paths have their fidelity checked at load.
+        """
+        if self.remote is not None:
+            return True  # the server's own precision; its answers are checked elsewhere
+        if self.engine != "torch" or self.quantize is not None:
+            return False
+        return self.dtype == resolve_dtype(None, self.device)
+
+    def fidelity(self) -> _fidelity.Fidelity | None:
+        """The probe beside float32 of this non-exact path (loads the model on first use).
+
+        Returns:
+            The :class:`~qwen3_rag.fidelity.Fidelity` measured (or re-checked) when the
+            model loaded; ``None`` for the exact path and for model servers.
+        """
+        if self.exact:
+            return None
+        return self._runtime().fidelity
 
     def close(self) -> None:
         """Close the connections to the model server, if any (they reopen on the next call)."""
@@ -235,9 +305,163 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
         return shared(self.key, self._load_identified)
 
     def _load_identified(self) -> RuntimeT:
+        if self.fast_choice is not None:
+            logger.info(
+                "%s: precision='fast' runs %s %s: %s",
+                self.source.model,
+                self.engine,
+                self.precision,
+                self.fast_choice.reason,
+            )
+        if self.engine == "onnx":
+            return self._load_engine()
         runtime = self._load_runtime()
         runtime.weights = weights_id(self.source)  # the files are local now, hub ones too
+        if not self.exact and self.device.type == "cpu":
+            runtime.fidelity = self._torch_fidelity(runtime)
         return runtime
+
+    # -- non-exact paths: the probe beside float32 ---------------------------------------------
+
+    def _reference(self) -> tuple[ModelBase[OptionsT, RuntimeT], RuntimeT]:
+        """The exact float32 PyTorch sibling of this object and its (private) runtime."""
+        options = self.options.replace(
+            precision="exact", engine="torch", dtype="float32", quantize=None, device="cpu"
+        )
+        sibling = type(self).from_options(options)
+        runtime = sibling._load_runtime()
+        runtime.weights = weights_id(sibling.source)
+        return sibling, runtime
+
+    def _path_identity(self, weights: str | None) -> ModelIdentity:
+        return ModelIdentity(weights or f"hub:{self.source.model}", self.engine, self.precision)
+
+    def _timed_probe(self, runtime: RuntimeT) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        outputs = self._probe(runtime)
+        return outputs, time.perf_counter() - started
+
+    def _torch_fidelity(self, runtime: RuntimeT) -> _fidelity.Fidelity:
+        """The stored probe of this PyTorch path, measured on its first load per identity."""
+        identity = self._path_identity(runtime.weights)
+        folder = _fidelity.artefact_folder(self.kind, identity)
+        record, _ = _fidelity.read(folder)
+        if record is None:
+            logger.info("%s: measuring %s against float32 (once)", self.source.model, identity)
+            sibling, reference_rt = self._reference()
+            reference, reference_seconds = sibling._timed_probe(reference_rt)
+            del reference_rt
+            outputs, seconds = self._timed_probe(runtime)
+            record = _fidelity.measure(
+                self.kind,
+                str(identity),
+                reference,
+                outputs,
+                seconds=seconds,
+                reference_seconds=reference_seconds,
+                details={"cpu": cpu_features().summary()},
+            )
+            _fidelity.write(folder, record)
+        _fidelity.check(record)
+        return record
+
+    def _load_engine(self) -> RuntimeT:
+        """The ONNX runtime: its cached artefact, built on first use, its probe re-checked."""
+        weights = weights_id(self.source)
+        if weights is None:  # a hub model not downloaded yet: the reference brings it
+            self._reference()
+            weights = weights_id(self.source)
+        identity = self._path_identity(weights)
+        folder = _fidelity.artefact_folder(self.kind, identity)
+        record, reference = _fidelity.read(folder)
+        if record is None or reference is None or not (folder / "model.onnx").is_file():
+            record, reference = self._build_engine(folder, identity)
+        runtime = self._engine_runtime(OnnxDecoder(folder), folder)
+        runtime.weights = weights
+        outputs, seconds = self._timed_probe(runtime)
+        measured = _fidelity.measure(
+            self.kind,
+            str(identity),
+            reference,
+            outputs,
+            seconds=seconds,
+            reference_seconds=record.reference_seconds,
+            details=record.details,
+        )
+        if abs(measured.value - record.value) > 1e-3:
+            logger.warning(
+                "%s: the engine artefact in %s now measures %s %.5f (built at %.5f)",
+                self.source.model,
+                folder,
+                measured.metric,
+                measured.value,
+                record.value,
+            )
+            _fidelity.write(folder, measured)
+        _fidelity.check(measured)
+        runtime.fidelity = measured
+        return runtime
+
+    def _build_engine(
+        self, folder: Path, identity: ModelIdentity
+    ) -> tuple[_fidelity.Fidelity, np.ndarray]:
+        """Export (and quantize) the float32 model into ``folder``; measure it once."""
+        steps = ["float32 reference", "export" + (" + int8" if self.quantize else ""), "probe"]
+        with tqdm(
+            total=len(steps), desc=f"Building the ONNX {self.precision} engine (once)", unit="step"
+        ) as bar:
+            bar.set_postfix_str(steps[0])
+            sibling, reference_rt = self._reference()
+            reference, reference_seconds = sibling._timed_probe(reference_rt)
+            bar.update()
+            bar.set_postfix_str(steps[1])
+            started = time.perf_counter()
+            extras = self._engine_files(reference_rt)
+            export_decoder(reference_rt.model, folder, quantize=self.quantize)
+            build_seconds = time.perf_counter() - started
+            del reference_rt
+            for name, array in extras.items():
+                save_array(folder / f"{name}.npy", array)
+            bar.update()
+            bar.set_postfix_str(steps[2])
+            runtime = self._engine_runtime(OnnxDecoder(folder), folder)
+            outputs, seconds = self._timed_probe(runtime)
+            bar.update()
+        record = _fidelity.measure(
+            self.kind,
+            str(identity),
+            reference,
+            outputs,
+            seconds=seconds,
+            reference_seconds=reference_seconds,
+            details={
+                "cpu": cpu_features().summary(),
+                "build_seconds": round(build_seconds, 1),
+                "disk_bytes": folder_bytes(folder),
+            },
+        )
+        _fidelity.write(folder, record, reference)
+        logger.info(
+            "%s: built the ONNX %s engine in %.0f s (%.0f MB) in %s",
+            self.source.model,
+            self.precision,
+            build_seconds,
+            folder_bytes(folder) / 1e6,
+            folder,
+        )
+        return record, reference
+
+    @abstractmethod
+    def _probe(self, runtime: RuntimeT) -> np.ndarray:
+        """The fixed probe (:mod:`qwen3_rag.fidelity`) through the recipe on ``runtime``."""
+
+    def _engine_files(self, runtime: RuntimeT) -> dict[str, np.ndarray]:
+        """Arrays the engine's runtime needs beside the graph (the reranker's yes/no rows)."""
+        return {}
+
+    @abstractmethod
+    def _engine_runtime(self, decoder: OnnxDecoder, folder: Path) -> RuntimeT:
+        """This class's runtime over an ONNX decoder (its files beside it in ``folder``)."""
 
     @abstractmethod
     def _load_runtime(self) -> RuntimeT:

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,9 +28,17 @@ from tqdm.auto import tqdm
 from qwen3_rag import _forward
 from qwen3_rag._model import ModelBase, Runtime
 from qwen3_rag.batching import encode_truncated, plan_batches
+from qwen3_rag.fidelity import PROBE_TEXTS
 from qwen3_rag.identity import ModelIdentity, check_query_model
-from qwen3_rag.instructions import EOS_TOKEN, Preset, format_query, resolve_instruction
-from qwen3_rag.loading import load_config, token_id
+from qwen3_rag.instructions import (
+    DEFAULT_INSTRUCTION,
+    EOS_TOKEN,
+    Preset,
+    format_query,
+    resolve_instruction,
+)
+from qwen3_rag.loading import load_config, load_fast_tokenizer, token_id
+from qwen3_rag.onnx_engine import OnnxDecoder
 from qwen3_rag.options import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_MAX_BATCH_TOKENS,
@@ -40,7 +49,9 @@ from qwen3_rag.options import (
     DeviceLike,
     DTypeLike,
     EmbedderOptions,
+    Engine,
     InstructionLike,
+    Precision,
     check_texts,
 )
 from qwen3_rag.remote import RemoteEmbeddingBackend
@@ -86,7 +97,7 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
 
     Constructing an ``Embedder`` loads nothing; the model loads on first use and is shared by
     every ``Embedder`` (and adapter) in the process with the same model, revision, device,
-    dtype and quantization. Methods are safe to call from several threads. Every argument is
+    dtype, quantization and engine. Methods are safe to call from several threads. Every argument is
     also a field of :class:`~qwen3_rag.EmbedderOptions` (``Embedder.from_options(options)``).
 
     Args:
@@ -113,6 +124,15 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
             random-weight 0.6B (``python -m benchmarks``): cosine to the float32 vectors
             >= 0.998 (mean 0.9988), top-10 neighbour overlap 0.97-1.00. Not exact: leave it
             off where vectors must match other float32 indexes bit for bit.
+        precision: ``"exact"`` (default: float32 PyTorch on CPU, or ``dtype``, ``quantize``
+            and ``engine`` as given) or ``"fast"``: the fastest path for this CPU's
+            instructions (:func:`qwen3_rag.cpu.choose_fast`: PyTorch bfloat16 with AVX-512
+            BF16/AMX, else ONNX Runtime int8 with the ``onnx`` extra), logged with the reason.
+            Every non-exact CPU path is probed beside float32 once per model identity and
+            refused below the floor of :mod:`qwen3_rag.fidelity` (:meth:`fidelity`).
+        engine: ``"torch"`` (default) or ``"onnx"``: ONNX Runtime on CPU, the decoder
+            exported once and cached (float32, or int8 with ``quantize="int8"``; needs
+            ``pip install "qwen3-rag[onnx]"``). The recipe around it is the same code.
         show_progress: Show a tqdm progress bar over the texts.
         base_url: URL of a model server (vLLM, TEI, Infinity) serving ``model`` over
             ``/v1/embeddings``, e.g. ``"http://localhost:8000"`` (``.../v1`` works too). Texts
@@ -168,6 +188,8 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         cache_dir: str | None = None,
         local_files_only: bool = False,
         quantize: str | None = None,
+        precision: Precision = "exact",
+        engine: Engine = "torch",
         show_progress: bool = False,
         base_url: str | None = None,
         api_key_env: str | None = None,
@@ -189,6 +211,8 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
                 cache_dir=cache_dir,
                 local_files_only=local_files_only,
                 quantize=quantize,
+                precision=precision,
+                engine=engine,
                 show_progress=show_progress,
                 base_url=base_url,
                 api_key_env=api_key_env,
@@ -434,8 +458,10 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
             return self.remote.embed(texts, self.dimensions)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        rt = self._runtime()
-        dim = self.dimension
+        return self._embed_on(self._runtime(), texts, self.dimension)
+
+    def _embed_on(self, rt: _EmbeddingRuntime, texts: list[str], dim: int) -> np.ndarray:
+        """The recipe on formatted ``texts``: tokens, last-token pooling, cut to ``dim``, L2."""
         out = np.empty((len(texts), dim), dtype=np.float32)
         with rt.lock:
             sequences = self._tokenize(rt, texts)
@@ -455,17 +481,28 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
                 torch.inference_mode(),
             ):
                 for batch in batches:
-                    pooled = _forward.final_hidden(
-                        rt.model,
-                        [sequences[i] for i in batch],
-                        rt.eos_id,
-                        rt.device,
-                        fast=rt.fast,
-                    )[:, :dim].float()
-                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
+                    pooled = rt.final_hidden([sequences[i] for i in batch], rt.eos_id)
+                    pooled = torch.nn.functional.normalize(pooled[:, :dim].float(), p=2, dim=-1)
                     out[batch] = pooled.cpu().numpy()
                     bar.update(len(batch))
         return out
+
+    def _probe(self, runtime: _EmbeddingRuntime) -> np.ndarray:
+        """The probe texts, the first three as queries with the default instruction."""
+        texts = [*_formatted(list(PROBE_TEXTS[:3]), DEFAULT_INSTRUCTION), *PROBE_TEXTS]
+        return self._embed_on(runtime, texts, runtime.hidden_size)
+
+    def _engine_runtime(self, decoder: OnnxDecoder, folder: Path) -> _EmbeddingRuntime:
+        tokenizer = load_fast_tokenizer(self.source)
+        return _EmbeddingRuntime(
+            tokenizer=tokenizer,
+            model=decoder,
+            device=self.device,
+            lock=threading.Lock(),
+            fast=False,
+            eos_id=token_id(tokenizer, EOS_TOKEN, self.source),
+            hidden_size=decoder.hidden_size,
+        )
 
 
 def _formatted(texts: list[str], instruction: str | None) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "FidelityError",
     "IdentityMismatchError",
     "ModelKindError",
     "ModelLoadError",
@@ -120,3 +121,18 @@ class IdentityMismatchError(StoreError):
         self.collection = collection
         self.stored = stored
         self.now = now
+
+
+class FidelityError(Qwen3RagError, ValueError):
+    """A non-exact path (reduced precision or another engine) strays too far from float32.
+
+    Raised when the fixed probe, computed beside the float32 reference, falls below the
+    documented floor (see :mod:`qwen3_rag.fidelity`); the message says what was measured.
+
+    Attributes:
+        fidelity: The measurement (a ``qwen3_rag.fidelity.Fidelity``).
+    """
+
+    def __init__(self, message: str, *, fidelity: Any = None) -> None:
+        super().__init__(message)
+        self.fidelity = fidelity

@@ -31,9 +31,11 @@ from qwen3_rag.options import (
     DeviceLike,
     DTypeLike,
     EmbedderOptions,
+    Engine,
     InstructionLike,
     LongDocuments,
     ModelOptions,
+    Precision,
     RerankerOptions,
     default,
     describe,
@@ -67,6 +69,8 @@ class ModelFields(BaseModel):
     cache_dir: str | None = option_field(ModelOptions, "cache_dir")
     local_files_only: bool = option_field(ModelOptions, "local_files_only")
     quantize: str | None = option_field(ModelOptions, "quantize")
+    precision: Precision = option_field(ModelOptions, "precision")
+    engine: Engine = option_field(ModelOptions, "engine")
     show_progress: bool = option_field(ModelOptions, "show_progress")
     base_url: str | None = option_field(ModelOptions, "base_url")
     api_key_env: str | None = option_field(ModelOptions, "api_key_env")

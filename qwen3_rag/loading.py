@@ -480,6 +480,7 @@ class ModelKey(NamedTuple):
         device: The device it runs on.
         dtype: Its compute dtype.
         quantize: ``None`` or ``"int8"``.
+        engine: ``"torch"`` or ``"onnx"``.
     """
 
     kind: str
@@ -487,6 +488,7 @@ class ModelKey(NamedTuple):
     device: torch.device
     dtype: torch.dtype
     quantize: str | None
+    engine: str = "torch"
 
 
 _cache: dict[Any, Any] = {}

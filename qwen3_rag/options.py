@@ -54,12 +54,16 @@ __all__ = [
     "RERANK_API_KEY_ENV",
     "DEFAULT_WINDOW_OVERLAP",
     "LONG_DOCUMENTS",
+    "ENGINES",
+    "PRECISIONS",
     "DTypeLike",
     "DeviceLike",
     "EmbedderOptions",
+    "Engine",
     "InstructionLike",
     "LongDocuments",
     "ModelOptions",
+    "Precision",
     "RerankerOptions",
     "check_model",
     "check_base_url",
@@ -81,6 +85,15 @@ DeviceLike = str | torch.device | None
 DTypeLike = str | torch.dtype | None
 #: What ``quantize=`` accepts besides ``None`` (case-insensitive).
 QUANTIZATIONS: tuple[str, ...] = ("int8",)
+#: What ``precision=`` accepts: ``"exact"`` (dtype, quantize and engine as given; float32
+#: PyTorch on CPU by default) or ``"fast"`` (chosen by the CPU's instructions:
+#: :func:`qwen3_rag.cpu.choose_fast`).
+Precision = Literal["exact", "fast"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+#: What ``engine=`` accepts: ``"torch"`` (PyTorch) or ``"onnx"`` (ONNX Runtime, CPU,
+#: ``pip install "qwen3-rag[onnx]"``: :mod:`qwen3_rag.onnx_engine`).
+Engine = Literal["torch", "onnx"]
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 DEFAULT_EMBEDDING_MODEL = "Qwen/Qwen3-Embedding-0.6B"
 DEFAULT_RERANKER_MODEL = "Qwen/Qwen3-Reranker-0.6B"
@@ -354,6 +367,22 @@ class ModelOptions:
             'faster, approximate (pip install "qwen3-rag[int8]").'
         ),
     )
+    precision: Precision = field(
+        default="exact",
+        metadata=_doc(
+            '"exact" (the default: float32 PyTorch on CPU, or dtype/quantize/engine as given) '
+            'or "fast": the fastest path for this CPU\'s instructions, with its fidelity to '
+            "float32 checked at load (AVX-512 BF16/AMX: PyTorch bfloat16; otherwise ONNX "
+            "Runtime int8 with the onnx extra); it logs what it chose and why."
+        ),
+    )
+    engine: Engine = field(
+        default="torch",
+        metadata=_doc(
+            '"torch" (the default) or "onnx": ONNX Runtime on CPU, exported once and cached '
+            '(float32, or int8 with quantize="int8"; pip install "qwen3-rag[onnx]").'
+        ),
+    )
     show_progress: bool = field(default=False, metadata=_doc("Show a progress bar."))
     base_url: str | None = field(
         default=None,
@@ -402,6 +431,18 @@ class ModelOptions:
             if value not in QUANTIZATIONS:
                 raise ValueError(f"quantize={self.quantize!r}: use None (exact) or 'int8' (CPU)")
             object.__setattr__(self, "quantize", value)
+        for name, allowed in (("precision", PRECISIONS), ("engine", ENGINES)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value.strip().lower() not in allowed:
+                raise ValueError(f"{name}={value!r}: use one of {', '.join(map(repr, allowed))}")
+            object.__setattr__(self, name, value.strip().lower())
+        if self.precision == "fast" and (
+            self.dtype is not None or self.quantize is not None or self.engine != "torch"
+        ):
+            raise ValueError(
+                "precision='fast' chooses dtype, quantize and engine for this CPU: leave them "
+                "unset, or use precision='exact' with the ones you want"
+            )
         for name in ("local_files_only", "show_progress"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, not {getattr(self, name)!r}")

@@ -19,8 +19,10 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -28,14 +30,17 @@ from qwen3_rag import _forward
 from qwen3_rag._model import ModelBase, Runtime
 from qwen3_rag.batching import encode_cut, plan_batches, repaired, rerank_budget, text_windows
 from qwen3_rag.errors import ModelKindError
+from qwen3_rag.fidelity import PROBE_PAIRS
 from qwen3_rag.identity import SEQ_CLS_FORMAT, check_kind, inspect_checkpoint, stored_tensor
 from qwen3_rag.instructions import (
+    DEFAULT_INSTRUCTION,
     EOS_TOKEN,
     RERANK_PREFIX,
     RERANK_SUFFIX,
     format_rerank_body,
 )
-from qwen3_rag.loading import ModelSource, load_config, token_id
+from qwen3_rag.loading import ModelSource, load_config, load_fast_tokenizer, token_id
+from qwen3_rag.onnx_engine import OnnxDecoder
 from qwen3_rag.options import (
     DEFAULT_MAX_BATCH_TOKENS,
     DEFAULT_MAX_LENGTH,
@@ -45,8 +50,10 @@ from qwen3_rag.options import (
     DEFAULT_WINDOW_OVERLAP,
     DeviceLike,
     DTypeLike,
+    Engine,
     InstructionLike,
     LongDocuments,
+    Precision,
     RerankerOptions,
     check_pairs,
     check_positive_int,
@@ -199,7 +206,7 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
 
     Constructing a ``Reranker`` loads nothing; the model loads on first use and is shared by
     every ``Reranker`` (and adapter) in the process with the same model, revision, device,
-    dtype and quantization. Methods are safe to call from several threads. Every argument is
+    dtype, quantization and engine. Methods are safe to call from several threads. Every argument is
     also a field of :class:`~qwen3_rag.RerankerOptions` (``Reranker.from_options(options)``).
 
     Args:
@@ -221,6 +228,15 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
             int8 linear layers, about 2.2x the float32 speed on CPU. Fidelity measured on a
             random-weight 0.6B (``python -m benchmarks``): scores within 0.01 of float32;
             candidates whose scores differ by less than that may swap places.
+        precision: ``"exact"`` (default: float32 PyTorch on CPU, or ``dtype``, ``quantize``
+            and ``engine`` as given) or ``"fast"``: the fastest path for this CPU's
+            instructions (:func:`qwen3_rag.cpu.choose_fast`: PyTorch bfloat16 with AVX-512
+            BF16/AMX, else ONNX Runtime int8 with the ``onnx`` extra), logged with the reason.
+            Every non-exact CPU path is probed beside float32 once per model identity and
+            refused below the floor of :mod:`qwen3_rag.fidelity` (:meth:`fidelity`).
+        engine: ``"torch"`` (default) or ``"onnx"``: ONNX Runtime on CPU, the decoder
+            exported once and cached (float32, or int8 with ``quantize="int8"``; needs
+            ``pip install "qwen3-rag[onnx]"``). The recipe around it is the same code.
         show_progress: Show a tqdm progress bar over the pairs.
         base_url: URL of a model server serving ``model`` over ``/rerank`` (vLLM with the
             Qwen3-Reranker overrides, see the README), e.g. ``"http://localhost:8001"``. The
@@ -275,6 +291,8 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         cache_dir: str | None = None,
         local_files_only: bool = False,
         quantize: str | None = None,
+        precision: Precision = "exact",
+        engine: Engine = "torch",
         show_progress: bool = False,
         base_url: str | None = None,
         api_key_env: str | None = None,
@@ -297,6 +315,8 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
                 cache_dir=cache_dir,
                 local_files_only=local_files_only,
                 quantize=quantize,
+                precision=precision,
+                engine=engine,
                 show_progress=show_progress,
                 base_url=base_url,
                 api_key_env=api_key_env,
@@ -598,20 +618,25 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
         if self.remote is not None:
             return self.remote.score(instruction, pairs)
         bodies = [format_rerank_body(instruction, q, d) for q, d in pairs]
-        rt = self._runtime()
-        scores = [0.0] * len(pairs)
+        return self._score_on(self._runtime(), [q for q, _ in pairs], bodies, whole)
+
+    def _score_on(
+        self, rt: _RerankRuntime, queries: list[str], bodies: list[str], whole: list[bool]
+    ) -> list[float]:
+        """P(yes) of each formatted body on ``rt`` (its query's prefix shared where it can be)."""
+        scores = [0.0] * len(bodies)
         with rt.lock:
             sequences = self._tokenize(rt, bodies, whole)
             with (
                 tqdm(
-                    total=len(pairs), desc="Reranking", unit="pair", disable=not self.show_progress
+                    total=len(bodies), desc="Reranking", unit="pair", disable=not self.show_progress
                 ) as bar,
                 torch.inference_mode(),
             ):
                 if rt.fast:
-                    groups = _share_groups([q for q, _ in pairs], sequences)
+                    groups = _share_groups(queries, sequences)
                 else:
-                    groups = [(0, list(range(len(pairs))))]
+                    groups = [(0, list(range(len(bodies))))]
                 for common, members in groups:
                     shared_len = _bounded_share(common, members, self.max_batch_tokens)
                     past = None
@@ -625,20 +650,37 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
                         self.max_batch_tokens,
                         max_padding=_forward.padding_limit(rt.fast, rt.device),
                     ):
-                        hidden = _forward.final_hidden(
-                            rt.model,
-                            [rests[j] for j in batch],
-                            rt.pad_id,
-                            rt.device,
-                            fast=rt.fast,
-                            past=past,
-                        )
+                        hidden = rt.final_hidden([rests[j] for j in batch], rt.pad_id, past)
                         logits = hidden.float() @ rt.no_yes.T
                         probs = torch.sigmoid(logits[:, 1] - logits[:, 0]).cpu().tolist()
                         for j, p in zip(batch, probs, strict=True):
                             scores[members[j]] = float(p)
                         bar.update(len(batch))
         return scores
+
+    def _probe(self, runtime: _RerankRuntime) -> np.ndarray:
+        """The probe pairs' P(yes) with the default instruction."""
+        bodies = [format_rerank_body(DEFAULT_INSTRUCTION, q, d) for q, d in PROBE_PAIRS]
+        queries = [q for q, _ in PROBE_PAIRS]
+        return np.array(self._score_on(runtime, queries, bodies, [True] * len(bodies)))
+
+    def _engine_files(self, runtime: _RerankRuntime) -> dict[str, np.ndarray]:
+        return {"no_yes": runtime.no_yes.float().cpu().numpy()}
+
+    def _engine_runtime(self, decoder: OnnxDecoder, folder: Path) -> _RerankRuntime:
+        tokenizer = load_fast_tokenizer(self.source)
+        no_yes = np.load(folder / "no_yes.npy", allow_pickle=False)
+        return _RerankRuntime(
+            tokenizer=tokenizer,
+            model=decoder,
+            device=self.device,
+            lock=threading.Lock(),
+            fast=False,
+            no_yes=torch.from_numpy(no_yes),
+            prefix_ids=tokenizer.encode(RERANK_PREFIX, add_special_tokens=False).ids,
+            suffix_ids=tokenizer.encode(RERANK_SUFFIX, add_special_tokens=False).ids,
+            pad_id=token_id(tokenizer, EOS_TOKEN, self.source),
+        )
 
 
 def _converted_head(source: ModelSource, model: Any) -> torch.Tensor:
