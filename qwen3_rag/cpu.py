@@ -35,7 +35,15 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["SPEED_FLAGS", "CpuFeatures", "FastChoice", "choose_fast", "cpu_features", "onnx_ready"]
+__all__ = [
+    "CPU_PATHS",
+    "SPEED_FLAGS",
+    "CpuFeatures",
+    "FastChoice",
+    "choose_fast",
+    "cpu_features",
+    "onnx_ready",
+]
 
 #: The instructions a CPU speed figure depends on, in the order they are shown.
 SPEED_FLAGS = (
@@ -125,6 +133,18 @@ def cpu_features() -> CpuFeatures:
 def onnx_ready() -> bool:
     """Whether the ONNX engine's packages are installed (``pip install "qwen3-rag[onnx]"``)."""
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+#: The named CPU paths (what ``qwen3-rag doctor --measure`` and ``qwen3-rag eval
+#: --precision`` take): the model-class settings each one means.
+CPU_PATHS: dict[str, dict[str, str]] = {
+    "exact": {},
+    "fast": {"precision": "fast"},
+    "bfloat16": {"dtype": "bfloat16"},
+    "int8": {"quantize": "int8"},
+    "onnx": {"engine": "onnx"},
+    "onnx-int8": {"engine": "onnx", "quantize": "int8"},
+}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from qwen3_rag import _forward
 from qwen3_rag._model import ModelBase, Runtime
 from qwen3_rag.batching import encode_truncated, plan_batches
-from qwen3_rag.fidelity import PROBE_TEXTS
+from qwen3_rag.fidelity import PROBE_DOCUMENTS, PROBE_QUERIES
 from qwen3_rag.identity import ModelIdentity, check_query_model
 from qwen3_rag.instructions import (
     DEFAULT_INSTRUCTION,
@@ -488,8 +488,8 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
         return out
 
     def _probe(self, runtime: _EmbeddingRuntime) -> np.ndarray:
-        """The probe texts, the first three as queries with the default instruction."""
-        texts = [*_formatted(list(PROBE_TEXTS[:3]), DEFAULT_INSTRUCTION), *PROBE_TEXTS]
+        """The probe: its queries with the default instruction, then its documents."""
+        texts = [*_formatted(list(PROBE_QUERIES), DEFAULT_INSTRUCTION), *PROBE_DOCUMENTS]
         return self._embed_on(runtime, texts, runtime.hidden_size)
 
     def _engine_runtime(self, decoder: OnnxDecoder, folder: Path) -> _EmbeddingRuntime:

@@ -1,8 +1,9 @@
 """How far a non-exact path strays from float32: a fixed probe, floors, stored records.
 
 Every path that is not the exact float32 PyTorch one on CPU (bfloat16, int8, the ONNX
-engine) embeds or reranks :data:`PROBE_TEXTS` / :data:`PROBE_PAIRS` through the same recipe
-code beside the float32 reference, once per artefact (model identity + engine + precision).
+engine) embeds :data:`PROBE_QUERIES` and :data:`PROBE_DOCUMENTS` and reranks
+:data:`PROBE_PAIRS` through the same recipe code beside the float32 reference, once per
+artefact (model identity + engine + precision).
 The result, a :class:`Fidelity`, is logged, stored in the engine cache
 (:func:`artefact_folder`) and shown by ``qwen3-rag doctor``; a path below its floor is
 refused with :class:`~qwen3_rag.errors.FidelityError`:
@@ -14,7 +15,8 @@ refused with :class:`~qwen3_rag.errors.FidelityError`:
 
 The floors sit below what the fast paths measure (cosine 0.997-0.9999, score differences
 under 0.01 on the 0.6B shapes) and far above a broken path (a wrong layout or corrupted
-weights gives cosines near 0). The engine cache lives in ``$QWEN3_RAG_ENGINE_CACHE``, else
+weights gives cosines near 0). ``qwen3-rag check-server`` holds model servers to the same
+probe and floors. The engine cache lives in ``$QWEN3_RAG_ENGINE_CACHE``, else
 ``$XDG_CACHE_HOME/qwen3_rag/engines``, else ``~/.cache/qwen3_rag/engines``.
 
 Example:
@@ -49,8 +51,9 @@ __all__ = [
     "ENGINE_CACHE_ENV",
     "MAX_SCORE_DIFF",
     "MIN_COSINE",
+    "PROBE_DOCUMENTS",
     "PROBE_PAIRS",
-    "PROBE_TEXTS",
+    "PROBE_QUERIES",
     "Fidelity",
     "artefact_folder",
     "check",
@@ -65,9 +68,12 @@ logger = logging.getLogger(__name__)
 
 #: The environment variable that moves the engine cache (artefacts and fidelity records).
 ENGINE_CACHE_ENV = "QWEN3_RAG_ENGINE_CACHE"
-#: Embeddings: the smallest probe cosine to the float32 reference a path may have.
+#: Embeddings: the smallest probe cosine to the float32 reference a path may have. bfloat16
+#: stays well inside it on the real models (cosine >= 0.999); recipe mistakes (a missing
+#: instruction or <|endoftext|>) and broken artefacts fall far outside.
 MIN_COSINE = 0.99
-#: Reranking: the largest probe score (P(yes)) difference from float32 a path may have.
+#: Reranking: the largest probe score (P(yes)) difference from float32 a path may have
+#: (bfloat16: ~0.01 on the real models).
 MAX_SCORE_DIFF = 0.05
 #: Bump when the artefact layout changes: older artefacts are then rebuilt, never misread.
 ARTEFACT_FORMAT = 1
@@ -75,33 +81,25 @@ RECORD = "fidelity.json"
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 REFERENCE = "reference.npy"
 
-#: The embedding probe: several languages, code, numbers, short and long texts.
-PROBE_TEXTS: tuple[str, ...] = (
+#: Queries of the probe set (the published examples, a non-Latin one, an empty one).
+PROBE_QUERIES = (
     "What is the capital of China?",
     "Explain gravity",
-    "The capital of China is Beijing, a city of more than twenty million people.",
+    "北京是哪个国家的首都？",  # noqa: RUF001
+    "",
+)
+#: Documents of the probe set; the last is long enough to be truncated at ``check-server``'s
+#: probe ``max_length``.
+PROBE_DOCUMENTS = (
+    "The capital of China is Beijing.",
     "Gravity is a force that attracts two bodies towards each other. It gives weight to "
     "physical objects and is responsible for the movement of planets around the sun.",
-    "Die Hauptstadt von Deutschland ist Berlin; der Bundestag tagt im Reichstagsgebäude.",
-    "東京は日本の首都であり、世界最大級の都市圏を形成している。",
-    "La photosynthèse convertit la lumière en énergie chimique dans les chloroplastes.",
-    "def mean(xs: list[float]) -> float:\n    return sum(xs) / len(xs)",
-    "Quarterly revenue rose 12.5% to $4.3 billion, while operating margin fell to 18%.",
-    "El aprendizaje automático permite a los sistemas mejorar con la experiencia. " * 6,
-    "Retrieval-augmented generation grounds a language model's answer in documents that "
-    "a retriever found for the question; a reranker then orders the candidates.",
-    "ok",
+    "def reverse(xs):\n    return xs[::-1]\n",
+    "Die Hauptstadt von Deutschland ist Berlin, eine Stadt mit vielen Museen. " * 60,
 )
-
-#: The reranking probe: (query, document) pairs, relevant and not, short and long.
+#: The reranking probe: every query with every document.
 PROBE_PAIRS: tuple[tuple[str, str], ...] = tuple(
-    (query, PROBE_TEXTS[doc])
-    for query, docs in (
-        (PROBE_TEXTS[0], (2, 3, 5, 10)),
-        (PROBE_TEXTS[1], (3, 2, 6, 8)),
-        ("Wie heißt die deutsche Hauptstadt?", (4, 2, 9, 11)),
-    )
-    for doc in docs
+    (q, d) for q in PROBE_QUERIES for d in PROBE_DOCUMENTS
 )
 
 

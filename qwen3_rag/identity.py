@@ -98,7 +98,8 @@ class ModelIdentity:
         weights: ``"hub:<commit>"`` for a hub snapshot, ``"sha256:<hex>"`` for a local
             folder's contents (see the module docstring), ``"served:<name>"`` for a model
             known only by the name a server gave it.
-        engine: What computes the forward pass: ``"torch"`` or ``"server"``.
+        engine: What computes the forward pass: ``"torch"``, ``"onnx"`` (ONNX Runtime) or
+            ``"server"``.
         precision: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"int8"``.
     """
 
@@ -132,7 +133,9 @@ class ModelIdentity:
         """What makes vectors of ``self`` incomparable with vectors of ``now``.
 
         Different weights always do; a different precision does when both are known (a
-        server's is not). The engine alone does not: every engine runs the same recipe.
+        server's is not); so does a different local engine (``"torch"`` vs ``"onnx"``: their
+        kernels, and their int8 schemes, round differently), while a server's vectors are
+        comparable with local ones (the same recipe; its precision is its own).
 
         Returns:
             ``"part old -> new"`` phrases; empty when the vectors are comparable.
@@ -142,6 +145,8 @@ class ModelIdentity:
             found.append(f"weights {self.weights} -> {now.weights}")
         if self.precision != now.precision and "unknown" not in (self.precision, now.precision):
             found.append(f"precision {self.precision} -> {now.precision}")
+        if self.engine != now.engine and "server" not in (self.engine, now.engine):
+            found.append(f"engine {self.engine} -> {now.engine}")
         return found
 
     def __str__(self) -> str:

@@ -4,7 +4,8 @@
 query, an empty one, a document long enough to be cut) through a server and locally, for
 every probe instruction and Matryoshka size, and reports the largest differences against
 tolerances that bf16 serving meets and recipe mistakes (a missing instruction or
-``<|endoftext|>``, no reranker prefix or suffix) do not.
+``<|endoftext|>``, no reranker prefix or suffix) do not. The probe texts and the default
+tolerances are the ones every non-exact local path is held to (:mod:`qwen3_rag.fidelity`).
 
 Example:
     >>> from qwen3_rag.server_check import check_server
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from qwen3_rag.embedder import Embedder
+from qwen3_rag.fidelity import MAX_SCORE_DIFF, MIN_COSINE, PROBE_DOCUMENTS, PROBE_QUERIES
 from qwen3_rag.options import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, check_base_url
 from qwen3_rag.reranker import Reranker
 
@@ -41,22 +43,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Queries of the probe set (the published examples, a non-Latin one, an empty one).
-PROBE_QUERIES = (
-    "What is the capital of China?",
-    "Explain gravity",
-    "北京是哪个国家的首都？",  # noqa: RUF001
-    "",
-)
-#: Documents of the probe set; the last is long enough to be truncated at the probe's
-#: ``max_length``.
-PROBE_DOCUMENTS = (
-    "The capital of China is Beijing.",
-    "Gravity is a force that attracts two bodies towards each other. It gives weight to "
-    "physical objects and is responsible for the movement of planets around the sun.",
-    "def reverse(xs):\n    return xs[::-1]\n",
-    "Die Hauptstadt von Deutschland ist Berlin, eine Stadt mit vielen Museen. " * 60,
-)
 #: Instructions of the probe set: the default, a symmetric preset, a custom sentence.
 PROBE_INSTRUCTIONS = (
     None,
@@ -65,11 +51,6 @@ PROBE_INSTRUCTIONS = (
 )
 #: Default ``max_length`` of the probe: the long document is cut, on both sides.
 PROBE_MAX_LENGTH = 256
-#: Default tolerances. A server computing in bfloat16 stays well inside them on the real
-#: models (cosine >= 0.999, scores within ~0.01 of the float32 reference); recipe mistakes
-#: (a missing instruction or <|endoftext|>, no reranker prefix/suffix) fall far outside.
-MIN_COSINE = 0.99
-MAX_SCORE_DIFF = 0.05
 
 
 @dataclass

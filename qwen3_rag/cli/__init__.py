@@ -11,7 +11,7 @@ weights. No server runs: Chroma is embedded. The package only parses arguments, 
 library and prints: results on stdout, logs and progress on stderr, every error as one line
 naming the flag or environment variable to change.
 
-One module per subcommand (``index``, ``query``, ``evaluate``, ``adapt``, ``check_server``:
+One module per subcommand (``index``, ``query``, ``evaluate``, ``adapt``, ``check_server``, ``doctor``:
 its parser and its ``cmd_*`` function); what they share (option groups, flag -> variable ->
 stored resolution, error translation, logging) is :mod:`qwen3_rag.cli._common`.
 
@@ -29,7 +29,7 @@ import argparse
 import logging
 from collections.abc import Callable, Sequence
 
-from qwen3_rag.cli import adapt, check_server, evaluate, index, query
+from qwen3_rag.cli import adapt, check_server, doctor, evaluate, index, query
 from qwen3_rag.cli._common import (
     EMBED_MODEL_ENV,
     EMBED_URL_ENV,
@@ -48,6 +48,7 @@ from qwen3_rag.cli._common import (
 )
 from qwen3_rag.cli.adapt import cmd_adapt
 from qwen3_rag.cli.check_server import cmd_check_server
+from qwen3_rag.cli.doctor import cmd_doctor
 from qwen3_rag.cli.evaluate import cmd_eval
 from qwen3_rag.cli.index import cmd_index
 from qwen3_rag.cli.query import cmd_query
@@ -64,6 +65,7 @@ __all__ = [
     "build_parser",
     "cmd_adapt",
     "cmd_check_server",
+    "cmd_doctor",
     "cmd_eval",
     "cmd_index",
     "cmd_query",
@@ -94,13 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: qwen3-rag index docs README.md && qwen3-rag query 'How do I install it?'",
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{index,query,eval,adapt,check-server}"
+        dest="command", required=True, metavar="{index,query,eval,adapt,check-server,doctor}"
     )
     index.add_parser(sub, common)
     query.add_parser(sub, common)
     evaluate.add_parser(sub)
     adapt.add_parser(sub)
     check_server.add_parser(sub)
+    doctor.add_parser(sub)
     return parser
 
 
