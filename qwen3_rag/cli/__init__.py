@@ -11,9 +11,9 @@ weights. No server runs: Chroma is embedded. The package only parses arguments, 
 library and prints: results on stdout, logs and progress on stderr, every error as one line
 naming the flag or environment variable to change.
 
-One module per subcommand (``index``, ``query``, ``evaluate``, ``adapt``, ``check_server``, ``doctor``:
-its parser and its ``cmd_*`` function); what they share (option groups, flag -> variable ->
-stored resolution, error translation, logging) is :mod:`qwen3_rag.cli._common`.
+One module per subcommand (``index``, ``query``, ``evaluate``, ``adapt``, ``check_server``,
+``doctor``: its parser and its ``cmd_*`` function); what they share (option groups, flag ->
+variable -> stored resolution, error translation, logging) is :mod:`qwen3_rag.cli._common`.
 
 Example:
     >>> from qwen3_rag.cli import main
