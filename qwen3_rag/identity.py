@@ -149,6 +149,30 @@ class ModelIdentity:
             found.append(f"engine {self.engine} -> {now.engine}")
         return found
 
+    def settings(self) -> dict[str, str]:
+        """The model-class settings that compute vectors of this identity locally.
+
+        Empty for float32 PyTorch and for a server (the defaults); otherwise the ``dtype``,
+        ``quantize`` and ``engine`` arguments of :class:`~qwen3_rag.Embedder`, so that a
+        collection reopens with the path it was indexed with.
+
+        Example:
+            >>> ModelIdentity("sha256:ab", "onnx", "int8").settings()
+            {'engine': 'onnx', 'quantize': 'int8'}
+            >>> ModelIdentity("sha256:ab", "torch", "bfloat16").settings()
+            {'dtype': 'bfloat16'}
+        """
+        out: dict[str, str] = {}
+        if self.engine == "onnx":
+            out["engine"] = "onnx"
+        elif self.engine != "torch":
+            return out
+        if self.precision == "int8":
+            out["quantize"] = "int8"
+        elif self.precision in ("bfloat16", "float16"):
+            out["dtype"] = self.precision
+        return out
+
     def __str__(self) -> str:
         return f"{self.weights} ({self.engine}, {self.precision})"
 

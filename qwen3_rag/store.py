@@ -247,6 +247,9 @@ def embedding_function_for(
     dtype: str | None = None,
     base_url: str | None = None,
     query_model: str | None = None,
+    precision: str | None = None,
+    engine: str | None = None,
+    quantize: str | None = None,
 ) -> Qwen3EmbeddingFunction:
     """The embedding function for a collection: each setting as asked, else as persisted.
 
@@ -265,6 +268,12 @@ def embedding_function_for(
             same either way. With a server, the key's variable name is the persisted one.
         query_model: The model that embeds questions (see :class:`~qwen3_rag.Embedder`);
             ``None`` takes the persisted one (:func:`set_query_model`), else ``model``.
+        precision: ``"exact"`` or ``"fast"`` (see :class:`~qwen3_rag.Embedder`).
+        engine: ``"torch"`` or ``"onnx"``.
+        quantize: ``None`` or ``"int8"``. When none of ``dtype``, ``precision``, ``engine``
+            and ``quantize`` is given, the path the collection's recorded identity was
+            computed with is used (:meth:`~qwen3_rag.identity.ModelIdentity.settings`), so
+            that a collection indexed with ``precision="fast"`` is queried the same way.
 
     Returns:
         A :class:`~qwen3_rag.chroma.Qwen3EmbeddingFunction` (nothing loaded yet).
@@ -292,16 +301,29 @@ def embedding_function_for(
     }
     # The persisted form of an instruction goes back through the function's own reader.
     preset = Qwen3EmbeddingFunction.build_from_config(merged).embedder.preset
+    path: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "dtype": dtype,
+            "precision": precision,
+            "engine": engine,
+            "quantize": quantize,
+        }.items()
+        if v is not None
+    }
+    recorded = stored_identity(config)
+    if not path and recorded is not None and base_url is None:
+        path = dict(recorded.settings())
     return Qwen3EmbeddingFunction(
         merged["model"],
         instruction=preset if preset is not None else "",  # None would mean the default
         dimensions=merged["dimensions"],
         revision=merged["revision"],
         device=device,
-        dtype=dtype,
         base_url=base_url,
         api_key_env=persisted.get("api_key_env") if base_url is not None else None,
         query_model=query_model or persisted.get("query_model"),
+        **path,
     )
 
 

@@ -131,6 +131,7 @@ def model_options(*, vector_settings: bool = True) -> argparse.ArgumentParser:
     models.add_argument(
         "--dtype", help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)"
     )
+    precision_option(models)
     if not vector_settings:
         return parent
     models.add_argument(
@@ -145,6 +146,48 @@ def model_options(*, vector_settings: bool = True) -> argparse.ArgumentParser:
         "web_search)",
     )
     return parent
+
+
+def precision_option(group: Any, *, several: bool = False) -> None:
+    """``--precision``: a named CPU path of :data:`qwen3_rag.cpu.CPU_PATHS` (several: a list)."""
+    from qwen3_rag.cpu import CPU_PATHS
+
+    names = ", ".join(CPU_PATHS)
+    group.add_argument(
+        "--precision",
+        metavar="PATHS" if several else "PATH",
+        help=(
+            f"compute path{'s, comma-separated to compare' if several else ''}: {names}. "
+            "exact: float32 PyTorch on CPU; fast: chosen by this CPU's instructions "
+            "(qwen3-rag doctor shows what and why); bfloat16 / int8: PyTorch; onnx / onnx-int8: "
+            'ONNX Runtime (pip install "qwen3-rag[onnx]"). Non-exact paths are checked against '
+            "float32 once and refused below the fidelity floor (default: exact, or the path the "
+            "collection was indexed with)"
+        ),
+    )
+
+
+def precision_settings(precision: str | None, dtype: str | None) -> dict[str, Any]:
+    """The model-class settings of ``--precision`` (with ``--dtype``), checked.
+
+    Raises:
+        CliError: If the path is unknown, or sets the dtype that ``--dtype`` also sets.
+
+    Example:
+        >>> precision_settings("onnx-int8", None)
+        {'engine': 'onnx', 'quantize': 'int8'}
+    """
+    from qwen3_rag.cpu import CPU_PATHS
+
+    settings: dict[str, Any] = {} if dtype is None else {"dtype": dtype}
+    if precision is None:
+        return settings
+    if precision not in CPU_PATHS:
+        raise CliError(f"--precision {precision!r}: use one of {', '.join(CPU_PATHS)}")
+    chosen = CPU_PATHS[precision]
+    if dtype is not None and chosen:
+        raise CliError(f"--precision {precision} chooses the dtype itself: leave --dtype unset")
+    return {**settings, **chosen}
 
 
 def long_document_options(parser: Any, *, several: bool = False) -> None:

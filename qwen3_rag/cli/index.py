@@ -25,6 +25,7 @@ from qwen3_rag.cli._common import (
     non_negative,
     one_line,
     positive,
+    precision_settings,
     server_url,
     store_errors,
     where,
@@ -132,8 +133,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             instruction=instruction_arg(args.instruction),
             dimensions=args.dimensions,
             device=args.device,
-            dtype=args.dtype,
             base_url=server_url(args.embed_url, EMBED_URL_ENV, (stored or {}).get("base_url")),
+            **precision_settings(args.precision, args.dtype),
         )
         with (
             model_errors("embedding", function.embedder.model),

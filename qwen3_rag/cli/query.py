@@ -22,6 +22,7 @@ from qwen3_rag.cli._common import (
     long_document_options,
     model_errors,
     positive,
+    precision_settings,
     server_url,
     store_errors,
 )
@@ -83,8 +84,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             instruction=instruction_arg(args.instruction),
             dimensions=args.dimensions,
             device=args.device,
-            dtype=args.dtype,
             base_url=server_url(args.embed_url, EMBED_URL_ENV, (stored or {}).get("base_url")),
+            **precision_settings(args.precision, args.dtype),
         )
         with model_errors("embedding", function.embedder.model):
             opened = store.open_for_search(client, args.collection, embedding_function=function)
@@ -95,8 +96,8 @@ def cmd_query(args: argparse.Namespace) -> int:
                 model,
                 instruction=function.embedder.preset or "web_search",
                 device=args.device,
-                dtype=args.dtype,
                 base_url=server_url(args.rerank_url, RERANK_URL_ENV),
+                **precision_settings(args.precision, args.dtype),
                 long_documents=args.long_documents,
                 window_overlap=args.window_overlap,
                 max_windows=args.max_windows,
