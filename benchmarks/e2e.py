@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from benchmarks.indexing import reindex_cost
+from qwen3_rag.options import Precision
 
 logger = logging.getLogger("benchmarks")
 
@@ -189,8 +190,10 @@ def build_peers(st_dir: Path, query_prompt: str) -> Peers:
 # -- indexing ------------------------------------------------------------------------------
 
 
-def index_ours(folder: Path, db: Path, emb_dir: Path, s: E2ESettings) -> None:
-    """``qwen3-rag index FOLDER`` into a fresh store."""
+def index_ours(
+    folder: Path, db: Path, emb_dir: Path, s: E2ESettings, precision: Precision = "exact"
+) -> None:
+    """``qwen3-rag index FOLDER --precision PRECISION`` into a fresh store."""
     from qwen3_rag import cli
 
     root = logging.getLogger()
@@ -210,6 +213,8 @@ def index_ours(folder: Path, db: Path, emb_dir: Path, s: E2ESettings) -> None:
                 str(s.chunk_size),
                 "--chunk-overlap",
                 str(s.chunk_overlap),
+                "--precision",
+                precision,
                 "--quiet",
             ]
         )
@@ -268,7 +273,7 @@ def index_langchain(folder: Path, db: Path, peers: Peers, s: E2ESettings) -> int
 
 
 def run_indexing(
-    work: Path, emb_dir: Path, peers: Peers, s: E2ESettings
+    work: Path, emb_dir: Path, peers: Peers, s: E2ESettings, precision: Precision = "exact"
 ) -> tuple[dict[str, Any], Path]:
     """Time the three indexing paths (interleaved, best round); returns data and our store."""
     from sentence_transformers import SentenceTransformer
@@ -280,7 +285,7 @@ def run_indexing(
     tokens = sum(len(peers.tokenizer.encode(t, add_special_tokens=False)) for t in texts)
     warm = corpus_folder(work / "warm-up", 1, 200)
     paths: dict[str, Callable[[Path, Path], Any]] = {
-        "qwen3-rag index": lambda src, db: index_ours(src, db, emb_dir, s),
+        "qwen3-rag index": lambda src, db: index_ours(src, db, emb_dir, s, precision),
         "LlamaIndex": lambda src, db: index_llamaindex(src, db, peers, s),
         "LangChain": lambda src, db: index_langchain(src, db, peers, s),
     }
@@ -352,7 +357,13 @@ class _Answer:
 
 
 def _question_paths(
-    db: Path, emb_dir: Path, rr_dir: Path, ce_dir: Path, peers: Peers, s: E2ESettings
+    db: Path,
+    emb_dir: Path,
+    rr_dir: Path,
+    ce_dir: Path,
+    peers: Peers,
+    s: E2ESettings,
+    precision: Precision = "exact",
 ) -> tuple[dict[str, Callable[[str], _Answer]], Any]:
     """The four retrieve-then-rerank paths over our store; also the shared CrossEncoder."""
     from langchain_chroma import Chroma
@@ -369,6 +380,7 @@ def _question_paths(
     client = chroma_client(db)
     collection = client.get_collection("docs")
     fp32 = {"dtype": torch.float32}
+    ours: dict[str, Any] = {"precision": precision}
 
     def lc_store(embeddings: Any) -> Any:
         return Chroma(client=client, collection_name="docs", embedding_function=embeddings)
@@ -379,16 +391,18 @@ def _question_paths(
 
     ours_lc = langchain_qwen3.Qwen3RerankRetriever(
         base_retriever=lc_store(
-            langchain_qwen3.Qwen3Embeddings(model=str(emb_dir), device="cpu")
+            langchain_qwen3.Qwen3Embeddings(model=str(emb_dir), device="cpu", **ours)
         ).as_retriever(search_kwargs={"k": s.candidates}),
-        reranker=langchain_qwen3.Qwen3Reranker(model=str(rr_dir), device="cpu", top_n=s.top_n),
+        reranker=langchain_qwen3.Qwen3Reranker(
+            model=str(rr_dir), device="cpu", top_n=s.top_n, **ours
+        ),
         k=s.top_n,
     )
     ours_li = llamaindex_qwen3.Qwen3RerankRetriever(
-        li_index(llamaindex_qwen3.Qwen3Embedding(str(emb_dir), device="cpu")).as_retriever(
+        li_index(llamaindex_qwen3.Qwen3Embedding(str(emb_dir), device="cpu", **ours)).as_retriever(
             similarity_top_k=s.candidates
         ),
-        llamaindex_qwen3.Qwen3Rerank(str(rr_dir), device="cpu", top_n=s.top_n),
+        llamaindex_qwen3.Qwen3Rerank(str(rr_dir), device="cpu", top_n=s.top_n, **ours),
     )
     cross_encoder = HuggingFaceCrossEncoder(
         model_name=str(ce_dir),
@@ -442,9 +456,10 @@ def run_questions(
     peers: Peers,
     s: E2ESettings,
     official: Callable[[str, list[str]], list[float]],
+    precision: Precision = "exact",
 ) -> dict[str, Any]:
     """Latency per question of the four paths (interleaved), and each one's score fidelity."""
-    paths, cross_encoder = _question_paths(db, emb_dir, rr_dir, ce_dir, peers, s)
+    paths, cross_encoder = _question_paths(db, emb_dir, rr_dir, ce_dir, peers, s, precision)
     queries = QUESTIONS[: s.queries]
     for name, fn in paths.items():  # warm-up (first-call allocations), untimed
         logger.info("question warm-up: %s", name)
@@ -490,16 +505,22 @@ def run(
     ce_dir: Path,
     query_prompt: str,
     official: Callable[[str, list[str]], list[float]],
+    precision: Precision = "exact",
+    reindex_too: bool = True,
 ) -> dict[str, Any]:
-    """Both sections; returns their data (``{"indexing": ..., "questions": ...}``)."""
+    """Both sections; returns their data (``{"indexing": ..., "questions": ...}``).
+
+    ``precision`` is the path ours run (``--precision`` of the CLI, ``precision=`` of the
+    classes: ``"exact"`` or ``"fast"``); ``reindex_too=False`` skips the re-indexing section.
+    """
     from qwen3_rag import Embedder, Reranker
 
-    Embedder(str(emb_dir), device="cpu").load()  # the CLI's embedder shares this model
-    Reranker(str(rr_dir), device="cpu").load()
+    Embedder(str(emb_dir), device="cpu", precision=precision).load()  # the CLI's shares it
+    Reranker(str(rr_dir), device="cpu", precision=precision).load()
     peers = build_peers(st_dir, query_prompt)
     with tempfile.TemporaryDirectory(prefix="qwen3-e2e-") as tmp:
         work = Path(tmp)
-        indexing, db = run_indexing(work, emb_dir, peers, s)
+        indexing, db = run_indexing(work, emb_dir, peers, s, precision)
         for name, r in indexing["paths"].items():  # in the log as soon as measured
             logger.info(
                 "indexed with %s: %.1f s, %.1f%% outside the model, %d chunks",
@@ -513,7 +534,7 @@ def run(
         indexing["fidelity"] = embedding_fidelity(
             emb_dir, peers, list(sample), QUESTIONS[: s.queries]
         )
-        questions = run_questions(db, emb_dir, rr_dir, ce_dir, peers, s, official)
+        questions = run_questions(db, emb_dir, rr_dir, ce_dir, peers, s, official, precision)
         for name, p50 in questions["p50_s"].items():
             logger.info(
                 "asked with %s: p50 %.2f s, p95 %.2f s, max score diff %.1e",
@@ -522,14 +543,15 @@ def run(
                 questions["p95_s"][name],
                 questions["max_abs_score_diff"][name],
             )
-        reindex = reindex_cost(emb_dir, work)
-        logger.info(
-            "re-indexed a %d-chunk file after one edit: %d embedded again, %.1f of %.1f s",
-            reindex["chunks"],
-            reindex["embedded"],
-            reindex["again_wall"],
-            reindex["scratch_wall"],
-        )
+        reindex = reindex_cost(emb_dir, work) if reindex_too else None
+        if reindex is not None:
+            logger.info(
+                "re-indexed a %d-chunk file after one edit: %d embedded again, %.1f of %.1f s",
+                reindex["chunks"],
+                reindex["embedded"],
+                reindex["again_wall"],
+                reindex["scratch_wall"],
+            )
     del peers
     gc.collect()
     return {"indexing": indexing, "questions": questions, "reindex": reindex}

@@ -49,3 +49,20 @@ def cpu_flags() -> str:
         return "flags unknown"
     have = set(line.split(":", 1)[1].split())
     return " ".join(f for f in SPEED_FLAGS if f in have) or "none of " + "/".join(SPEED_FLAGS)
+
+
+def write_section(path: Path, text: str, heading: str) -> None:
+    """Replace the section of ``path`` that starts with ``heading`` by ``text`` (or append it).
+
+    The section ends where the next ``## `` heading starts.
+    """
+    from qwen3_rag._files import write_text
+
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    start = old.find(heading + "\n")
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text if old else text
+    else:
+        end = old.find("\n## ", start + len(heading))
+        new = old[:start] + text + (old[end + 1 :] if end >= 0 else "")
+    write_text(path, new)

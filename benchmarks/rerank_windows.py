@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.host import machine
+from benchmarks.host import machine, write_section
 from benchmarks.models import CACHE, QWEN3_06B, TINY, build
 from benchmarks.run import _PROBE_HELPERS
 
@@ -139,20 +139,6 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace, shape
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace this benchmark's section of ``path`` (or append it)."""
-    from qwen3_rag._files import write_text
-
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    start = old.find(HEADING + "\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text if old else text
-    else:
-        end = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + text + (old[end + 1 :] if end >= 0 else "")
-    write_text(path, new)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.rerank_windows", description=__doc__.splitlines()[0]
@@ -182,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     if args.results:
-        write_section(args.results, text)
+        write_section(args.results, text, HEADING)
     return 0
 
 

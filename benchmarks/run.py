@@ -27,6 +27,7 @@ import torch
 
 from benchmarks import e2e, models
 from benchmarks.host import machine
+from qwen3_rag.options import Precision
 
 logger = logging.getLogger("benchmarks")
 
@@ -293,9 +294,19 @@ def memory_section(settings: Settings, cache: Path, tag: str) -> dict[str, Any]:
 
 
 def e2e_section(
-    settings: Settings, emb_dir: Path, rr_dir: Path, ce_dir: Path, cache: Path, tag: str
+    settings: Settings | e2e.E2ESettings,
+    emb_dir: Path,
+    rr_dir: Path,
+    ce_dir: Path,
+    cache: Path,
+    tag: str,
+    precision: Precision = "exact",
 ) -> dict[str, Any]:
-    """Indexing a folder and asking questions (``benchmarks.e2e``), ours against the frameworks'."""
+    """Indexing a folder and asking questions (``benchmarks.e2e``), ours against the frameworks'.
+
+    ``precision`` is the path ours run (the frameworks' run float32); ``"fast"`` skips the
+    re-indexing section.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from qwen3_rag import clear_cache
@@ -313,7 +324,18 @@ def e2e_section(
             reference[0].eval()
         return official_rerank(rtok, reference[0], query, texts)
 
-    out = e2e.run(settings.e2e, emb_dir, st_e2e_dir, rr_dir, ce_dir, QUERY_PROMPT, official)
+    sizes = settings.e2e if isinstance(settings, Settings) else settings
+    out = e2e.run(
+        sizes,
+        emb_dir,
+        st_e2e_dir,
+        rr_dir,
+        ce_dir,
+        QUERY_PROMPT,
+        official,
+        precision=precision,
+        reindex_too=precision == "exact",
+    )
     reference.clear()
     clear_cache()
     gc.collect()
