@@ -40,7 +40,7 @@ from qwen3_rag.loading import (
     resolve_dtype,
     shared,
 )
-from qwen3_rag.onnx_engine import OnnxDecoder, export_decoder, folder_bytes
+from qwen3_rag.onnx_engine import OnnxDecoder, check_installed, export_decoder, folder_bytes
 from qwen3_rag.options import ModelOptions
 from qwen3_rag.remote import RemoteBackend
 
@@ -306,7 +306,9 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
 
     def _load_identified(self) -> RuntimeT:
         if self.fast_choice is not None:
-            logger.info(
+            faster = self.engine != "torch" or self.precision != "float32"
+            logger.log(
+                logging.INFO if faster else logging.WARNING,
                 "%s: precision='fast' runs %s %s: %s",
                 self.source.model,
                 self.engine,
@@ -367,6 +369,7 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
 
     def _load_engine(self) -> RuntimeT:
         """The ONNX runtime: its cached artefact, built on first use, its probe re-checked."""
+        check_installed()  # before any export work
         weights = weights_id(self.source)
         if weights is None:  # a hub model not downloaded yet: the reference brings it
             self._reference()

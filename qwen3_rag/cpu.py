@@ -181,7 +181,7 @@ def choose_fast(
       where ONNX Runtime int8 was no faster and less faithful.
     * CPU with int8 dot products but no bfloat16 (VNNI, ARM dotprod), or AVX2 only: ONNX
       Runtime dynamic int8 when the ``onnx`` extra is installed; else PyTorch int8 where it is
-      fast (VNNI), else float32 with the reason (install the extra).
+      fast (VNNI, with the ``int8`` extra), else float32 with the reason (install the extra).
 
     Args:
         device_type: ``"cpu"``, ``"cuda"`` or ``"mps"``.
@@ -207,7 +207,8 @@ def choose_fast(
     if onnx:
         why = "int8 dot products" if cpu.int8_dot else "AVX2 int8 kernels"
         return FastChoice("onnx", "float32", "int8", f"ONNX Runtime dynamic int8 ({why}; {flags})")
-    if torch_int8 if torch_int8 is not None else bool(cpu.flags & _TORCH_INT8):
+    fast_int8 = torch_int8 if torch_int8 is not None else bool(cpu.flags & _TORCH_INT8)
+    if fast_int8 and importlib.util.find_spec("torchao") is not None:
         return FastChoice(
             "torch", "float32", "int8", f"PyTorch int8 on VNNI/AMX ({flags}); needs torchao"
         )
@@ -216,5 +217,6 @@ def choose_fast(
         "float32",
         None,
         f"no reduced precision is fast in PyTorch on this CPU ({flags}); "
-        'pip install "qwen3-rag[onnx]" for its int8 engine',
+        'pip install "qwen3-rag[onnx]" for its int8 engine'
+        + (' (or "qwen3-rag[int8]": PyTorch int8 is fast here)' if fast_int8 else ""),
     )

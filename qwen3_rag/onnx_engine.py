@@ -49,7 +49,15 @@ from qwen3_rag._files import replace_folder
 from qwen3_rag.batching import left_pad
 from qwen3_rag.loading import cpu_threads
 
-__all__ = ["GRAPH", "OPSET", "OnnxDecoder", "export_decoder", "folder_bytes", "versions"]
+__all__ = [
+    "GRAPH",
+    "OPSET",
+    "OnnxDecoder",
+    "check_installed",
+    "export_decoder",
+    "folder_bytes",
+    "versions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +71,12 @@ _WHAT = "the ONNX engine"
 
 def _onnxruntime() -> Any:
     return require("onnxruntime", "onnx", _WHAT)
+
+
+def check_installed() -> None:
+    """Raise the ``ImportError`` naming the ``onnx`` extra if its packages are missing."""
+    _onnxruntime()
+    require("onnx", "onnx", _WHAT)
 
 
 def versions() -> dict[str, str]:

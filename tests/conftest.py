@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 # The suite never downloads: only the opt-in real-weights tests may reach the hub.
 if os.environ.get("QWEN3_RAG_REAL_MODELS") != "1":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Engine artefacts and fidelity records of the suite stay in a temporary folder, never in the
+# user's cache (tests that need a fresh one set their own).
+os.environ["QWEN3_RAG_ENGINE_CACHE"] = tempfile.mkdtemp(prefix="qwen3-rag-engines-")
 
 import pytest
 import torch
