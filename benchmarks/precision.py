@@ -106,7 +106,7 @@ def peers(
     """sentence-transformers' backends (:mod:`benchmarks.st_backends`) in ``python``."""
     from benchmarks.run import QUERY_PROMPT
 
-    st_dir = models.sentence_transformers_folder(folder, cache / "embedding-0.6b-st", QUERY_PROMPT)
+    st_dir = models.sentence_transformers_folder(folder, cache / f"{folder.name}-st", QUERY_PROMPT)
     with tempfile.TemporaryDirectory(prefix="qwen3-st-") as tmp:
         work = Path(tmp)
         (work / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
