@@ -91,11 +91,14 @@ def chroma_url_option(group: Any) -> None:
     )
 
 
-def model_options(*, vector_settings: bool = True) -> argparse.ArgumentParser:
+def model_options(
+    *, vector_settings: bool = True, several_precisions: bool = False
+) -> argparse.ArgumentParser:
     """Parent parser: the embedding and reranking model options.
 
     Args:
         vector_settings: Include ``--dimensions`` and ``--instruction`` (one value each).
+        several_precisions: ``--precision`` takes a comma-separated list (``eval``).
     """
     from qwen3_rag import DEFAULT_EMBEDDING_MODEL, DEFAULT_RERANKER_MODEL
 
@@ -131,7 +134,7 @@ def model_options(*, vector_settings: bool = True) -> argparse.ArgumentParser:
     models.add_argument(
         "--dtype", help="float32, bfloat16 or float16 (default: float32 on CPU, bfloat16 on CUDA)"
     )
-    precision_option(models)
+    precision_option(models, several=several_precisions)
     if not vector_settings:
         return parent
     models.add_argument(

@@ -24,6 +24,7 @@ from qwen3_rag.cli._common import (
     model_options,
     output_options,
     positive,
+    precision_settings,
     server_url,
     store_errors,
     where,
@@ -39,13 +40,17 @@ def add_parser(sub: Any) -> None:
 
     ev = sub.add_parser(
         "eval",
-        parents=[model_options(vector_settings=False), output_options()],
+        parents=[
+            model_options(vector_settings=False, several_precisions=True),
+            output_options(),
+        ],
         help="measure retrieval quality on a BEIR-format folder: presets, sizes, reranking",
         description="Embed the corpus once, search it exactly (or a Chroma collection with "
         "--db), optionally rerank, and print one table: configurations as rows, metrics as "
         "columns, the best value per column marked (*), each row tested against the first "
         "(+/-: significantly better/worse). Configurations: every --instruction x every "
-        "--dimensions, and with --rerank each once more, reranked.",
+        "--dimensions (x every --precision path, embedding side), and with --rerank each once "
+        "more, reranked (on the first --precision path).",
         epilog="Example: qwen3-rag eval datasets/scifact --instruction web_search,fact_checking "
         "--dimensions 1024,256 --rerank --fetch-k 100",
     )
@@ -212,22 +217,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model = model or persisted.get("model")
         revision = persisted.get("revision")
         served = {key: persisted.get(key) for key in ("base_url", "api_key_env")}
+    precisions = [p.strip() for p in (args.precision or "").split(",") if p.strip()] or [None]
+    if len(precisions) > 1 and in_store:
+        raise CliError(
+            "--precision with several paths compares them on exact search: drop --db / "
+            "--chroma-url (a collection's vectors were made by one path)"
+        )
+    paths = [precision_settings(p, args.dtype) for p in precisions]
     tune_cpu_threads()
     embedder = Embedder(
         model or DEFAULT_EMBEDDING_MODEL,
         revision=revision,
         device=args.device,
-        dtype=args.dtype,
         base_url=server_url(args.embed_url, EMBED_URL_ENV, served.get("base_url")),
         api_key_env=served.get("api_key_env"),
+        **paths[0],
     )
+    others = [
+        Embedder(embedder.model, revision=revision, device=args.device, **path)
+        for path in paths[1:]
+    ]
     reranker = None
     if args.rerank:
         reranker = Reranker(
             args.rerank_model or os.environ.get(RERANK_MODEL_ENV) or DEFAULT_RERANKER_MODEL,
             device=args.device,
-            dtype=args.dtype,
             base_url=server_url(args.rerank_url, RERANK_URL_ENV),
+            **paths[0],
             window_overlap=args.window_overlap,
             max_windows=args.max_windows,
             max_length=args.rerank_max_length,
@@ -237,6 +253,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         evaluation.Configuration(instruction=i, dimensions=d)
         for i in instructions
         for d in dimensions
+    ]
+    compared = [
+        evaluation.Configuration(instruction=c.instruction, dimensions=c.dimensions, model=other)
+        for other in others
+        for c in vector_rows
     ]
     modes = [m.strip() for m in args.long_documents.split(",") if m.strip()]
     if not modes or any(m not in ("truncate", "max") for m in modes):
@@ -259,7 +280,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with model_errors("embedding", embedder.model):
         report = evaluation.evaluate(
             data,
-            vector_rows + reranked,
+            vector_rows + compared + reranked,
             embedder=embedder,
             reranker=reranker,
             metrics=metrics,

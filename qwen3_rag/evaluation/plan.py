@@ -214,6 +214,8 @@ def _plan(
             fetch_k if config.rerank else None,
             config.long_documents == "max",
         )
+        if config.name is None and full.remote is None and not full.exact:
+            name += f" [{full.engine} {full.precision}]"  # the path, where it is not float32
         if name in seen:
             seen[name] += 1
             name = f"{name} ({seen[name]})"
