@@ -4,7 +4,7 @@ A CPU speed claim holds for the instruction set it was measured on (bf16 and int
 are fast only with AVX-512 VNNI/BF16 or AMX), so every report names them: :func:`machine`.
 
 Example:
-    >>> isinstance(cpu_flags(), str)
+    >>> "usable cores" in machine()
     True
 """
 
@@ -27,28 +27,11 @@ def machine() -> str:
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         load = "n/a"
+    from qwen3_rag.cpu import cpu_features
     from qwen3_rag.loading import cpu_threads
 
-    return f"{cpu} ({cpu_flags()}), {cpu_threads()} usable cores, load average at the end {load}"
-
-
-#: The instructions a CPU speed figure depends on (bf16 and int8 matmuls are fast only with
-#: the AVX-512 / AMX ones).
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-
-
-def cpu_flags() -> str:
-    """The speed-relevant instruction sets this CPU has, e.g. ``"avx2 avx512_vnni"``."""
-    try:
-        line = next(
-            line
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith(("flags", "Features"))
-        )
-    except (OSError, StopIteration):
-        return "flags unknown"
-    have = set(line.split(":", 1)[1].split())
-    return " ".join(f for f in SPEED_FLAGS if f in have) or "none of " + "/".join(SPEED_FLAGS)
+    flags = cpu_features().summary().split(": ", 1)[1]
+    return f"{cpu} ({flags}), {cpu_threads()} usable cores, load average at the end {load}"
 
 
 def write_section(path: Path, text: str, heading: str) -> None:

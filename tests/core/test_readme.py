@@ -190,3 +190,31 @@ def test_converted_checkpoint_snippet_runs(
     exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
     original, scored = capsys.readouterr().out.split("] [")
     assert float(original.strip("[]\n")) == pytest.approx(float(scored.strip("[]\n")), abs=1e-6)
+
+
+def test_fast_section_runs_and_its_commands_parse(
+    tiny_embedding_dir: Path, tiny_reranker_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    from qwen3_rag.cli import build_parser
+
+    heading = '## Fast on your CPU: `precision="fast"`'
+    code = python_block(heading)
+    code = code.replace('"Qwen/Qwen3-Embedding-0.6B"', repr(str(tiny_embedding_dir)))
+    code = code.replace('"Qwen/Qwen3-Reranker-0.6B"', repr(str(tiny_reranker_dir)))
+    clear_cache()
+    namespace: dict[str, Any] = {"__name__": "__readme__"}
+    exec(compile(code, "README.md", "exec"), namespace)
+    emb = namespace["emb"]
+    printed = capsys.readouterr().out.strip()
+    assert printed.endswith(f"({emb.engine}, {emb.precision})") and emb.fast_choice is not None
+    commands = [
+        shlex.split(line.split("#")[0])[1:]
+        for line in readme_section(heading).splitlines()
+        if line.startswith("qwen3-rag ")
+    ]
+    assert len(commands) == 5
+    for argv in commands:
+        build_parser().parse_args(argv)  # every flag shown exists
+    clear_cache()
