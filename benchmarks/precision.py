@@ -249,6 +249,18 @@ def report(d: dict[str, Any]) -> str:
             lines.append(
                 f"| {kind} | {path} | {det['build_seconds']:.0f} | {det['disk_bytes'] / 1e6:.0f} |"
             )
+    best_embed = max(emb["paths"], key=lambda p: emb["paths"][p]["tokens_per_s"])
+    n = str(max(rr["counts"]))
+    best_rerank = max(rr["paths"], key=lambda p: rr["paths"][p][n]["pairs_per_s"])
+    rerank_gain = (
+        rr["paths"][best_rerank][n]["pairs_per_s"] / rr["paths"]["exact"][n]["pairs_per_s"]
+    )
+    lines += [
+        "",
+        f"Fastest here: embedding `{best_embed}` "
+        f"({emb['paths'][best_embed]['tokens_per_s'] / base:.2f}x float32), reranking {n} "
+        f"candidates `{best_rerank}` ({rerank_gain:.2f}x).",
+    ]
     fast = emb["paths"]["fast"]
     rows = [
         _ratio_row("embedding: fast >= 2.5x float32", fast["tokens_per_s"] / base, 2.5),
