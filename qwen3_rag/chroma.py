@@ -64,9 +64,9 @@ def check_identity(
     """Refuse vectors of ``now`` beside vectors of ``stored`` when they are not comparable.
 
     Different weights are refused for questions and documents alike. A different precision
-    is refused for documents (the collection would hold vectors of two precisions) and
+    or engine is refused for documents (the collection would hold vectors of two paths) and
     logged for questions (a question embedded in another precision still finds the right
-    neighbours, only its scores move by rounding).
+    neighbours, only its scores move by rounding; it is never stored).
 
     Args:
         name: The collection.
@@ -81,14 +81,21 @@ def check_identity(
     changes = stored.changes(now)
     if not changes:
         return
-    if not adding and all(c.startswith("precision") for c in changes):
+    if not adding and all(c.startswith(("precision", "engine")) for c in changes):
         logger.info("collection %r: questions embedded in %s", name, "; ".join(changes))
         return
+    weights = any(c.startswith("weights") for c in changes)
+    what = f"other weights than {model} holds now" if weights else "another compute path"
+    use = (
+        "use the weights it was indexed with"
+        if weights
+        else f"use the path it was indexed with ({stored.engine}, {stored.precision}: "
+        f"qwen3-rag --precision, or the dtype/quantize/engine arguments)"
+    )
     raise IdentityMismatchError(
-        f"collection {name!r} was indexed by other weights than {model} holds now "
-        f"({'; '.join(changes)}): its vectors would not match new ones. Rebuild it with the "
-        f"model at hand (qwen3-rag index --rebuild, or index_paths(..., rebuild=True)), or "
-        f"use the weights it was indexed with",
+        f"collection {name!r} was indexed by {what} ({'; '.join(changes)}): its vectors "
+        f"would not match new ones. Rebuild it with the model at hand (qwen3-rag index "
+        f"--rebuild, or index_paths(..., rebuild=True)), or {use}",
         collection=name,
         stored=stored,
         now=now,

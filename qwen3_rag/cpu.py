@@ -138,7 +138,7 @@ def onnx_ready() -> bool:
 #: The named CPU paths (what ``qwen3-rag doctor --measure`` and ``qwen3-rag eval
 #: --precision`` take): the model-class settings each one means.
 CPU_PATHS: dict[str, dict[str, str]] = {
-    "exact": {},
+    "exact": {"precision": "exact"},
     "fast": {"precision": "fast"},
     "bfloat16": {"dtype": "bfloat16"},
     "int8": {"quantize": "int8"},

@@ -188,7 +188,7 @@ def precision_settings(precision: str | None, dtype: str | None) -> dict[str, An
     if precision not in CPU_PATHS:
         raise CliError(f"--precision {precision!r}: use one of {', '.join(CPU_PATHS)}")
     chosen = CPU_PATHS[precision]
-    if dtype is not None and chosen:
+    if dtype is not None and precision != "exact":
         raise CliError(f"--precision {precision} chooses the dtype itself: leave --dtype unset")
     return {**settings, **chosen}
 
@@ -388,11 +388,17 @@ def store_error(exc: StoreError, args: argparse.Namespace) -> CliError:
     if isinstance(exc, store.ForeignCollectionError):
         return CliError(f"{named} was not made by qwen3-rag; use another --collection")
     if isinstance(exc, store.IdentityMismatchError):
-        changes = "; ".join(exc.stored.changes(exc.now)) if exc.stored and exc.now else str(exc)
+        found = exc.stored.changes(exc.now) if exc.stored and exc.now else [str(exc)]
+        weights = any(c.startswith("weights") for c in found)
         return CliError(
-            f"{named} was indexed by other weights than the model at hand ({changes}): its "
-            f"vectors would not match. Re-embed it with `qwen3-rag index PATH... --rebuild`, or "
-            f"pass the weights it was indexed with (--embed-model, --dtype)"
+            f"{named} was indexed by {'other weights' if weights else 'another compute path'} "
+            f"than the model at hand ({'; '.join(found)}): its vectors would not match. "
+            f"Re-embed it with `qwen3-rag index PATH... --rebuild`, or pass the "
+            + (
+                "weights it was indexed with (--embed-model, --dtype)"
+                if weights
+                else "path it was indexed with (--precision, --dtype)"
+            )
         )
     if isinstance(exc, store.ConfigMismatchError):
         hint = (

@@ -77,9 +77,16 @@ def test_index_with_a_path_and_query_reopens_with_it(
     # no --precision: the collection's own path, so no identity mismatch
     assert cli.main(["query", "a question", "--db", db, "--no-rerank", "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)
-    # asking for float32 explicitly is a different path: refused in one line
-    assert cli.main(["query", "q", "--db", db, "--no-rerank", "--precision", "exact", "-q"]) == 1
-    assert "precision bfloat16 -> float32" in capsys.readouterr().err
+    # a question in float32 is allowed (never stored); documents in float32 are refused
+    assert cli.main(["query", "q", "--db", db, "--no-rerank", "--precision", "exact", "-q"]) == 0
+    exact = [*model, "--precision", "exact", "--rebuild", *CHUNKS]
+    assert cli.main(["index", str(docs), "--db", db, *exact]) == 0  # rebuilt in float32
+    capsys.readouterr()
+    (docs / "new.md").write_text("A new document about gravity.\n")
+    again = ["index", str(docs), "--db", db, *model, "--precision", "bfloat16", *CHUNKS]
+    assert cli.main(again) == 1
+    said = capsys.readouterr().err
+    assert "precision float32 -> bfloat16" in said and "--precision" in said
     assert cli.main(["index", str(docs), "--db", db, "--precision", "bf16", *CHUNKS]) == 1
     assert "--precision 'bf16'" in capsys.readouterr().err
 
