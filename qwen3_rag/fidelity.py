@@ -123,8 +123,8 @@ def artefact_folder(kind: str, identity: Any) -> Path:
 
     Example:
         >>> from qwen3_rag.identity import ModelIdentity
-        >>> artefact_folder("embedder", ModelIdentity("sha:ab", "onnx", "int8")).name[:20]
-        'embedder-onnx-int8-4'
+        >>> artefact_folder("embedder", ModelIdentity("sha:ab", "onnx", "int8")).name[:19]
+        'embedder-onnx-int8-'
     """
     key = f"{ARTEFACT_FORMAT}|{kind}|{identity}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -214,7 +214,7 @@ def test_fast_section_runs_and_its_commands_parse(
         for line in readme_section(heading).splitlines()
         if line.startswith("qwen3-rag ")
     ]
-    assert len(commands) == 5
+    assert len(commands) == 4
     for argv in commands:
         build_parser().parse_args(argv)  # every flag shown exists
     clear_cache()
