@@ -40,7 +40,13 @@ from qwen3_rag.loading import (
     resolve_dtype,
     shared,
 )
-from qwen3_rag.onnx_engine import OnnxDecoder, check_installed, export_decoder, folder_bytes
+from qwen3_rag.onnx_engine import (
+    GRAPH,
+    OnnxDecoder,
+    check_installed,
+    export_decoder,
+    folder_bytes,
+)
 from qwen3_rag.options import ModelOptions
 from qwen3_rag.remote import RemoteBackend
 
@@ -338,10 +344,33 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
     def _path_identity(self, weights: str | None) -> ModelIdentity:
         return ModelIdentity(weights or f"hub:{self.source.model}", self.engine, self.precision)
 
-    def _timed_probe(self, runtime: RuntimeT) -> tuple[np.ndarray, float]:
+    def _probe_against(
+        self,
+        runtime: RuntimeT,
+        identity: ModelIdentity,
+        reference: np.ndarray,
+        reference_seconds: float,
+        details: dict[str, Any],
+    ) -> _fidelity.Fidelity:
+        """Run the probe on ``runtime`` (timed) and compare it with the float32 outputs."""
         started = time.perf_counter()
         outputs = self._probe(runtime)
-        return outputs, time.perf_counter() - started
+        return _fidelity.measure(
+            self.kind,
+            str(identity),
+            reference,
+            outputs,
+            seconds=time.perf_counter() - started,
+            reference_seconds=reference_seconds,
+            details=details,
+        )
+
+    def _reference_probe(self) -> tuple[np.ndarray, float, RuntimeT]:
+        """The float32 sibling's probe outputs, their time, and its runtime (to export)."""
+        sibling, runtime = self._reference()
+        started = time.perf_counter()
+        outputs = sibling._probe(runtime)
+        return outputs, time.perf_counter() - started, runtime
 
     def _torch_fidelity(self, runtime: RuntimeT) -> _fidelity.Fidelity:
         """The stored probe of this PyTorch path, measured on its first load per identity."""
@@ -350,25 +379,20 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
         record, _ = _fidelity.read(folder)
         if record is None:
             logger.info("%s: measuring %s against float32 (once)", self.source.model, identity)
-            sibling, reference_rt = self._reference()
-            reference, reference_seconds = sibling._timed_probe(reference_rt)
+            reference, reference_seconds, reference_rt = self._reference_probe()
             del reference_rt
-            outputs, seconds = self._timed_probe(runtime)
-            record = _fidelity.measure(
-                self.kind,
-                str(identity),
-                reference,
-                outputs,
-                seconds=seconds,
-                reference_seconds=reference_seconds,
-                details={"cpu": cpu_features().summary()},
-            )
+            details = {"cpu": cpu_features().summary()}
+            record = self._probe_against(runtime, identity, reference, reference_seconds, details)
             _fidelity.write(folder, record)
         _fidelity.check(record)
         return record
 
     def _load_engine(self) -> RuntimeT:
-        """The ONNX runtime: its cached artefact, built on first use, its probe re-checked."""
+        """The ONNX runtime: its cached artefact, built on first use, probed at each load.
+
+        The probe runs against the float32 outputs stored when the artefact was built, so a
+        damaged or replaced artefact is refused like a poor one.
+        """
         check_installed()  # before any export work
         weights = weights_id(self.source)
         if weights is None:  # a hub model not downloaded yet: the reference brings it
@@ -377,21 +401,17 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
         identity = self._path_identity(weights)
         folder = _fidelity.artefact_folder(self.kind, identity)
         record, reference = _fidelity.read(folder)
-        if record is None or reference is None or not (folder / "model.onnx").is_file():
-            record, reference = self._build_engine(folder, identity)
+        if record is None or reference is None or not (folder / GRAPH).is_file():
+            record = None
+            reference, reference_seconds, details = self._build_engine(folder)
+        else:
+            reference_seconds, details = record.reference_seconds, record.details
         runtime = self._engine_runtime(OnnxDecoder(folder), folder)
         runtime.weights = weights
-        outputs, seconds = self._timed_probe(runtime)
-        measured = _fidelity.measure(
-            self.kind,
-            str(identity),
-            reference,
-            outputs,
-            seconds=seconds,
-            reference_seconds=record.reference_seconds,
-            details=record.details,
-        )
-        if abs(measured.value - record.value) > 1e-3:
+        measured = self._probe_against(runtime, identity, reference, reference_seconds, details)
+        if record is None:
+            _fidelity.write(folder, measured, reference)
+        elif abs(measured.value - record.value) > 1e-3:
             logger.warning(
                 "%s: the engine artefact in %s now measures %s %.5f (built at %.5f)",
                 self.source.model,
@@ -405,17 +425,18 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
         runtime.fidelity = measured
         return runtime
 
-    def _build_engine(
-        self, folder: Path, identity: ModelIdentity
-    ) -> tuple[_fidelity.Fidelity, np.ndarray]:
-        """Export (and quantize) the float32 model into ``folder``; measure it once."""
-        steps = ["float32 reference", "export" + (" + int8" if self.quantize else ""), "probe"]
+    def _build_engine(self, folder: Path) -> tuple[np.ndarray, float, dict[str, Any]]:
+        """Export (and quantize) the float32 model into ``folder``.
+
+        Returns:
+            The float32 probe outputs, their time, and the build's facts (CPU, seconds, size).
+        """
+        steps = ["float32 reference", "export" + (" + int8" if self.quantize else "")]
         with tqdm(
             total=len(steps), desc=f"Building the ONNX {self.precision} engine (once)", unit="step"
         ) as bar:
             bar.set_postfix_str(steps[0])
-            sibling, reference_rt = self._reference()
-            reference, reference_seconds = sibling._timed_probe(reference_rt)
+            reference, reference_seconds, reference_rt = self._reference_probe()
             bar.update()
             bar.set_postfix_str(steps[1])
             started = time.perf_counter()
@@ -426,24 +447,6 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
             for name, array in extras.items():
                 save_array(folder / f"{name}.npy", array)
             bar.update()
-            bar.set_postfix_str(steps[2])
-            runtime = self._engine_runtime(OnnxDecoder(folder), folder)
-            outputs, seconds = self._timed_probe(runtime)
-            bar.update()
-        record = _fidelity.measure(
-            self.kind,
-            str(identity),
-            reference,
-            outputs,
-            seconds=seconds,
-            reference_seconds=reference_seconds,
-            details={
-                "cpu": cpu_features().summary(),
-                "build_seconds": round(build_seconds, 1),
-                "disk_bytes": folder_bytes(folder),
-            },
-        )
-        _fidelity.write(folder, record, reference)
         logger.info(
             "%s: built the ONNX %s engine in %.0f s (%.0f MB) in %s",
             self.source.model,
@@ -452,7 +455,12 @@ class ModelBase(ABC, Generic[OptionsT, RuntimeT]):
             folder_bytes(folder) / 1e6,
             folder,
         )
-        return record, reference
+        details = {
+            "cpu": cpu_features().summary(),
+            "build_seconds": round(build_seconds, 1),
+            "disk_bytes": folder_bytes(folder),
+        }
+        return reference, reference_seconds, details
 
     @abstractmethod
     def _probe(self, runtime: RuntimeT) -> np.ndarray:

@@ -89,3 +89,16 @@ def one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def engine_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """A fresh engine cache (artefacts, fidelity records), and no model left loaded."""
+    from qwen3_rag import clear_cache
+    from qwen3_rag.fidelity import ENGINE_CACHE_ENV
+
+    folder = tmp_path / "engines"
+    monkeypatch.setenv(ENGINE_CACHE_ENV, str(folder))
+    clear_cache()
+    yield folder
+    clear_cache()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen3_rag import clear_cache, cli, fidelity
+from qwen3_rag import cli
 from qwen3_rag.cpu import cpu_features
 from qwen3_rag.store import collection_config, open_client
 from tests.adapt.fakes import write_corpus
@@ -15,15 +15,6 @@ from tests.beir import write_beir
 from tests.cli.test_eval import parse_table
 
 CHUNKS = ["--chunk-size", "64", "--chunk-overlap", "8", "-q"]
-
-
-@pytest.fixture
-def engine_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    folder = tmp_path / "engines"
-    monkeypatch.setenv(fidelity.ENGINE_CACHE_ENV, str(folder))
-    clear_cache()
-    yield folder
-    clear_cache()
 
 
 def test_doctor_says_the_cpu_and_what_fast_picks(

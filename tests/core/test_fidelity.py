@@ -14,16 +14,6 @@ from qwen3_rag.errors import FidelityError, Qwen3RagError
 from qwen3_rag.identity import ModelIdentity
 
 
-@pytest.fixture
-def engine_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A fresh engine cache, and no model left loaded from another test."""
-    folder = tmp_path / "engines"
-    monkeypatch.setenv(fidelity.ENGINE_CACHE_ENV, str(folder))
-    clear_cache()
-    yield folder
-    clear_cache()
-
-
 def test_min_cosine_is_the_smallest_row_cosine() -> None:
     reference = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [1.0, 1.0, 1.0]])
     outputs = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 1.0]])

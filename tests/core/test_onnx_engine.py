@@ -32,15 +32,6 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture
-def engine_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    folder = tmp_path / "engines"
-    monkeypatch.setenv(fidelity.ENGINE_CACHE_ENV, str(folder))
-    clear_cache()
-    yield folder
-    clear_cache()
-
-
 @pytest.mark.parametrize(("batch_size", "max_batch_tokens"), [(1, None), (4, 300)])
 def test_float32_engine_embeds_the_literal_recipe(
     real_embedding_dir: Path, batch_size: int, max_batch_tokens: int | None
