@@ -98,7 +98,8 @@ class Embedder(ModelBase[EmbedderOptions, _EmbeddingRuntime]):
     Constructing an ``Embedder`` loads nothing; the model loads on first use and is shared by
     every ``Embedder`` (and adapter) in the process with the same model, revision, device,
     dtype, quantization and engine. Methods are safe to call from several threads. Every
-    argument is also a field of :class:`~qwen3_rag.EmbedderOptions` (``Embedder.from_options(options)``).
+    argument is also a field of :class:`~qwen3_rag.EmbedderOptions`
+    (``Embedder.from_options(options)``).
 
     Args:
         model: Hugging Face hub id or local folder of a Qwen3-Embedding model.

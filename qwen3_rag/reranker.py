@@ -207,7 +207,8 @@ class Reranker(ModelBase[RerankerOptions, _RerankRuntime]):
     Constructing a ``Reranker`` loads nothing; the model loads on first use and is shared by
     every ``Reranker`` (and adapter) in the process with the same model, revision, device,
     dtype, quantization and engine. Methods are safe to call from several threads. Every
-    argument is also a field of :class:`~qwen3_rag.RerankerOptions` (``Reranker.from_options(options)``).
+    argument is also a field of :class:`~qwen3_rag.RerankerOptions`
+    (``Reranker.from_options(options)``).
 
     Args:
         model: Hugging Face hub id or local folder of a Qwen3-Reranker model.
